@@ -1,0 +1,182 @@
+# Copyright (c) 2026, agaii.nginx contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A byte-exact tokenizer that follows nginx's own ``ngx_conf_read_token``. PRIVATE to the collection.
+
+crossplane decides whether a file is valid and what it means, but it records only start lines.
+Splicing needs the exact byte offset of every token, ``;``, ``{`` and ``}``; this lexer gives them
+without decoding the file, so bytes that are not UTF-8 are never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterator, Optional
+
+from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import ConfigSyntaxError
+
+WORD = "word"
+QUOTED = "quoted"
+SEMICOLON = ";"
+OPEN = "{"
+CLOSE = "}"
+COMMENT = "#"
+
+_SPACE = re.compile(rb"[ \t\r\n]+")
+_COMMENT = re.compile(rb"#[^\n]*")
+# A bare word: "\x" escapes any byte, "${" keeps going (a variable), and only whitespace, ";" and
+# "{" end it. A "}" inside a word is part of the word, exactly as nginx reads it.
+_WORD = re.compile(rb"(?:\\[\s\S]|\$\{|[^ \t\r\n;{\\])+")
+_DOUBLE = re.compile(rb'"(?:\\[\s\S]|[^"\\])*"')
+_SINGLE = re.compile(rb"'(?:\\[\s\S]|[^'\\])*'")
+_AFTER_QUOTE_OK = frozenset(b" \t\r\n;{)")
+_LUA_LONG_BRACKET = re.compile(rb"\[(=*)\[")
+_UNESCAPE = re.compile(rb"\\(.)", re.S)
+_UNESCAPED = {b'"': b'"', b"'": b"'", b"\\": b"\\", b"t": b"\t", b"r": b"\r", b"n": b"\n"}
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str
+    value: bytes
+    start: int
+    end: int
+    line: int
+
+    @property
+    def text(self) -> str:
+        return self.value.decode("utf-8", "surrogateescape")
+
+
+def unescape(raw: bytes) -> bytes:
+    """Apply nginx's unescaping (quotes, backslash, t, r, n after a backslash); keep other escapes."""
+    if b"\\" not in raw:
+        return raw
+    return _UNESCAPE.sub(lambda m: _UNESCAPED.get(m.group(1), m.group(0)), raw)
+
+
+class Lexer:
+    """Reads tokens one at a time; the parser can jump over a body it reads differently (Lua)."""
+
+    def __init__(self, data: bytes, filename: str = "<config>") -> None:
+        self.data = data
+        self.filename = filename
+        self.pos = 0
+        self.line = 1
+
+    def next_token(self) -> Optional[Token]:
+        """Return the next token, or None at the end of the data."""
+        space = _SPACE.match(self.data, self.pos)
+        if space:
+            self._advance_to(space.end())
+        if self.pos >= len(self.data):
+            return None
+        return self._read_token()
+
+    def jump_to(self, offset: int) -> None:
+        self._advance_to(offset)
+
+    def error(self, message: str, line: Optional[int] = None) -> ConfigSyntaxError:
+        return ConfigSyntaxError(
+            message,
+            self.filename,
+            line or self.line,
+            "Fix the file so that `nginx -t` accepts it, then run again.",
+        )
+
+    def _advance_to(self, end: int) -> None:
+        self.line += self.data.count(b"\n", self.pos, end)
+        self.pos = end
+
+    def _read_token(self) -> Token:
+        data, start, line = self.data, self.pos, self.line
+        byte = data[start : start + 1]
+        if byte in (b";", b"{", b"}"):
+            self._advance_to(start + 1)
+            return Token(byte.decode(), byte, start, start + 1, line)
+        if byte == b"#":
+            match = _COMMENT.match(data, start)
+            assert match is not None
+            self._advance_to(match.end())
+            return Token(COMMENT, match.group(0), start, match.end(), line)
+        if byte in (b'"', b"'"):
+            return self._read_quoted(byte)
+        match = _WORD.match(data, start)
+        assert match is not None  # the word pattern matches any byte the branches above do not
+        self._advance_to(match.end())
+        return Token(WORD, unescape(match.group(0)), start, match.end(), line)
+
+    def _read_quoted(self, quote: bytes) -> Token:
+        data, start, line = self.data, self.pos, self.line
+        match = (_DOUBLE if quote == b'"' else _SINGLE).match(data, start)
+        if match is None:
+            raise self.error("unexpected end of file, expecting a closing quote", line)
+        end = match.end()
+        self._advance_to(end)
+        if end < len(data) and data[end] not in _AFTER_QUOTE_OK:
+            raise self.error(f'unexpected "{chr(data[end])}" after a quoted argument')
+        return Token(QUOTED, unescape(match.group(0)[1:-1]), start, end, line)
+
+
+def tokenize(data: bytes, filename: str = "<config>") -> Iterator[Token]:
+    """Yield every token of ``data`` with its byte span, as nginx would split it."""
+    lexer = Lexer(data, filename)
+    token = lexer.next_token()
+    while token is not None:
+        yield token
+        token = lexer.next_token()
+
+
+def lua_block_end(data: bytes, open_brace: int, filename: str, line: int) -> int:
+    """Return the offset of the ``}`` that closes a ``*_by_lua_block`` body opened at ``open_brace``.
+
+    Lua bodies are not nginx syntax; braces inside Lua strings, long brackets and comments do not count.
+    """
+    depth, pos, size = 1, open_brace + 1, len(data)
+    while pos < size:
+        byte = data[pos : pos + 1]
+        if byte in (b'"', b"'"):
+            pos = _skip_lua_string(data, pos)
+            continue
+        if data.startswith(b"--", pos):
+            pos = _skip_lua_comment(data, pos)
+            continue
+        long_end = _skip_lua_long_bracket(data, pos)
+        if long_end is not None:
+            pos = long_end
+            continue
+        if byte == b"{":
+            depth += 1
+        elif byte == b"}":
+            depth -= 1
+            if depth == 0:
+                return pos
+        pos += 1
+    raise ConfigSyntaxError(
+        "unexpected end of file in a Lua block", filename, line, "Close the *_by_lua_block body."
+    )
+
+
+def _skip_lua_string(data: bytes, pos: int) -> int:
+    quote = data[pos]
+    pos += 1
+    while pos < len(data) and data[pos] != quote:
+        pos += 2 if data[pos] == 0x5C else 1
+    return pos + 1
+
+
+def _skip_lua_long_bracket(data: bytes, pos: int) -> Optional[int]:
+    match = _LUA_LONG_BRACKET.match(data, pos)
+    if match is None:
+        return None
+    closing = b"]" + match.group(1) + b"]"
+    end = data.find(closing, match.end())
+    return len(data) if end < 0 else end + len(closing)
+
+
+def _skip_lua_comment(data: bytes, pos: int) -> int:
+    long_end = _skip_lua_long_bracket(data, pos + 2)
+    if long_end is not None:
+        return long_end
+    newline = data.find(b"\n", pos)
+    return len(data) if newline < 0 else newline

@@ -1,0 +1,700 @@
+# Copyright (c) 2026, agaii.nginx contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Plan the WebSocket location edit for each selected server block, and prove it routes. PRIVATE.
+
+The planner never writes: it returns byte-range edits against the original file, the routing of a
+sample WebSocket URI before and after, and the reasons for every choice. Every plan is checked by
+splicing it, loading the result again and routing the sample URI through the new model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
+    AnchorNotFoundError,
+    CannotWinError,
+    NginxConfigError,
+    ServerSelectionError,
+    UnsupportedConfigError,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._layout import Layout
+from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
+    Config,
+    ConfigFile,
+    Directive,
+    Server,
+    effective,
+    enclosing_chain,
+    location_match,
+    parse_bytes,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._render import render_block_head, render_directive
+from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
+    LocationNode,
+    Route,
+    build_tree,
+    route,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._servers import candidates, describe_candidates
+from ansible_collections.agaii.nginx.plugins.plugin_utils._splice import Edit, apply_edits
+from ansible_collections.agaii.nginx.plugins.plugin_utils._target import (
+    Settings,
+    WebSocketPath,
+    parse_before,
+    parse_location,
+    validate,
+)
+
+MARKER = "# managed by agaii.nginx.ws_location"
+_OWN_SETTINGS = ("proxy_pass", "proxy_http_version", "proxy_read_timeout", "proxy_send_timeout")
+_UPGRADE_HEADERS = ("upgrade", "connection")
+
+
+@dataclass
+class ServerOutcome:
+    """What the plan does to one server block, and why."""
+
+    server: str
+    file: str
+    line: int
+    names: List[str]
+    action: str
+    form: Optional[str] = None
+    location: Optional[str] = None
+    reasons: List[str] = field(default_factory=list)
+    route_before: Dict[str, Optional[str]] = field(default_factory=dict)
+    route_after: Dict[str, Optional[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> Dict[str, object]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Plan:
+    """The edits (against the original bytes), the new bytes, and the story of each server."""
+
+    edits: List[Edit]
+    before: Dict[str, bytes]
+    after: Dict[str, bytes]
+    servers: List[ServerOutcome]
+    warnings: List[str]
+    map_variable: Optional[str]
+    sample_uri: str
+
+    @property
+    def changed(self) -> bool:
+        return any(self.before.get(path) != data for path, data in self.after.items())
+
+
+@dataclass
+class _Desired:
+    """One directive the WebSocket location must carry. ``accept`` says which existing values are fine."""
+
+    key: Tuple[str, ...]
+    text: str
+    accept: Tuple[str, ...]
+    replace_wrong: bool = True
+
+
+def directive_key(directive: Directive) -> Tuple[str, ...]:
+    if directive.name == "proxy_set_header" and directive.args:
+        return (directive.name, directive.args[0].lower())
+    return (directive.name,)
+
+
+def tree(config: Config, server: Server) -> List[LocationNode]:
+    return build_tree(server.directives(), lambda d: config.level(d))
+
+
+def route_summary(result: Route) -> Dict[str, Optional[str]]:
+    location = result.location
+    return {
+        "location": location.describe() if location else None,
+        "reason": result.unknown or result.explain(),
+    }
+
+
+def plan_websocket(config: Config, path: str, settings: Settings) -> Plan:
+    """Plan ``settings`` for the server blocks of ``path``; raise NginxConfigError if it cannot be done."""
+    validate(settings)
+    ws = parse_location(settings.location)
+    if path not in config.files:
+        raise UnsupportedConfigError(
+            "this file is not part of the loaded nginx configuration",
+            path,
+            None,
+            "Check that nginx includes it (`nginx -T` lists the loaded files).",
+        )
+    planner = _Planner(config, path, settings, ws)
+    return planner.run()
+
+
+class _Planner:
+    def __init__(self, config: Config, path: str, settings: Settings, ws: WebSocketPath) -> None:
+        self.config = config
+        self.path = path
+        self.settings = settings
+        self.ws = ws
+        self.file: ConfigFile = config.files[path]
+        self.layout = Layout(self.file)
+        self.warnings: List[str] = []
+        self.map_variable = self._choose_map_variable()
+
+    # -- orchestration -----------------------------------------------------------------------
+
+    def run(self) -> Plan:
+        servers = self._select_servers()
+        outcomes: List[ServerOutcome] = []
+        edits: List[Edit] = []
+        for server in servers:
+            outcome, server_edits = self._plan_server(server)
+            outcomes.append(outcome)
+            edits.extend(server_edits)
+        after = apply_edits({self.path: self.file.data}, edits) if edits else {}
+        self._verify(servers, outcomes, after)
+        return Plan(
+            edits,
+            {self.path: self.file.data},
+            after,
+            outcomes,
+            self.warnings,
+            self.map_variable,
+            self.ws.sample_uri,
+        )
+
+    def _plan_server(self, server: Server) -> Tuple[ServerOutcome, List[Edit]]:
+        outcome = ServerOutcome(server.label(), server.file, server.line, server.names, "unchanged")
+        outcome.route_before = route_summary(route(tree(self.config, server), self.ws.sample_uri))
+        if self.settings.state == "absent":
+            return outcome, self._plan_absent(server, outcome)
+        existing = self._existing_location(server)
+        if existing is not None:
+            return outcome, self._plan_converge(server, existing, outcome)
+        return outcome, self._plan_insert(server, outcome)
+
+    def _verify(self, servers: List[Server], outcomes: List[ServerOutcome], after: Dict[str, bytes]) -> None:
+        new_config = self._reloaded(after)
+        new_servers = [s for s in new_config.servers() if s.file == self.path]
+        if len(new_servers) != len(self.config.servers_in(self.path)):
+            raise UnsupportedConfigError(
+                "the planned edit changed the number of server blocks",
+                self.path,
+                None,
+                "This is a bug in the planner; please report it with the file.",
+            )
+        index = {id(s.directive): i for i, s in enumerate(self.config.servers_in(self.path))}
+        for server, outcome in zip(servers, outcomes):
+            new_server = new_servers[index[id(server.directive)]]
+            result = route(tree(new_config, new_server), self.ws.sample_uri)
+            outcome.route_after = route_summary(result)
+            if self.settings.state == "present":
+                self._check_routes_to_websocket(new_config, new_server, result, outcome)
+
+    def _reloaded(self, after: Dict[str, bytes]) -> Config:
+        if not after:
+            return self.config
+        files = dict(self.config.files)
+        for name, data in after.items():
+            files[name] = parse_bytes(data, name, check=False)
+        return Config(files=files, main=self.config.main, single_file=self.config.single_file)
+
+    def _check_routes_to_websocket(
+        self, config: Config, server: Server, result: Route, outcome: ServerOutcome
+    ) -> None:
+        if not result.known:
+            raise CannotWinError(
+                f"cannot prove where nginx sends {self.ws.sample_uri}: {result.unknown}",
+                server.file,
+                server.line,
+                "Check the routing with a real handshake.",
+            )
+        chosen = result.location
+        if chosen is None or chosen.directive is None or not self._is_websocket_form(chosen.directive):
+            taken_by = chosen.describe() if chosen else "no location"
+            raise CannotWinError(
+                f"after the edit nginx would still send {self.ws.sample_uri} to {taken_by} "
+                f"({result.explain()})",
+                server.file,
+                server.line,
+                "Use match=prefix, or remove the location that takes the WebSocket path.",
+            )
+        missing = websocket_gaps(config, server, chosen.directive, self.map_variable)
+        if missing:
+            raise CannotWinError(
+                f"the WebSocket location {chosen.describe()} still lacks: {', '.join(missing)}",
+                chosen.directive.file,
+                chosen.directive.line,
+                "Fix the included file that sets it, or set it in the location.",
+            )
+
+    # -- choices -------------------------------------------------------------------------------
+
+    def _choose_map_variable(self) -> Optional[str]:
+        defined = [m.args[1].lstrip("$") for m in self.config.upgrade_maps()]
+        if self.settings.map_variable:
+            wanted = self.settings.map_variable.lstrip("$")
+            if wanted not in defined:
+                raise NginxConfigError(
+                    f"map_variable {wanted!r} is not defined by a `map $http_upgrade ${wanted}` in http{{}}",
+                    None,
+                    None,
+                    "Run agaii.nginx.upgrade_map first, or leave map_variable unset.",
+                )
+            return wanted
+        if len(set(defined)) > 1:
+            self.warnings.append(
+                f"several `map $http_upgrade` blocks exist ({', '.join(defined)}); "
+                f"using the last one, ${defined[-1]}"
+            )
+        if defined:
+            return defined[-1]
+        if self.settings.state == "present":
+            self.warnings.append(
+                'no `map $http_upgrade $var` is loaded: the location sends Connection "upgrade"; run '
+                "agaii.nginx.upgrade_map (the ws_proxy role does) and the next run switches to the map"
+            )
+        return None
+
+    def _select_servers(self) -> List[Server]:
+        chosen = candidates(self.config, self.path, self.settings.server_name)
+        serving = [s for s in chosen if self._anchor(s) is not None or self._existing_location(s) is not None]
+        if not serving:
+            raise AnchorNotFoundError(
+                f"no selected server block has a location for {self.settings.before!r}",
+                self.path,
+                None,
+                f"Candidates: {describe_candidates(chosen)}. Set before to the location that serves "
+                "your API, or server_name to the right site.",
+            )
+        skipped = [s for s in chosen if s not in serving]
+        for server in skipped:
+            self.warnings.append(f"left alone: {server.label()} has no location for {self.settings.before}")
+        if self.settings.server_name is None and len({tuple(sorted(s.names)) for s in serving}) > 1:
+            raise ServerSelectionError(
+                "several server blocks with different names serve the anchor location",
+                self.path,
+                None,
+                f"Set server_name to one of them: {describe_candidates(serving)}.",
+            )
+        return serving
+
+    def _anchor(self, server: Server) -> Optional[Directive]:
+        modifier, path = parse_before(self.settings.before)
+        nodes = list(_all_nodes(tree(self.config, server)))
+        exact = [
+            n
+            for n in nodes
+            if n.path == path and (modifier is None or n.modifier == modifier) and not n.is_named
+        ]
+        if exact:
+            exact.sort(key=lambda n: {"": 0, "^~": 1, "~": 2, "~*": 3, "=": 4}.get(n.modifier, 5))
+            return exact[0].directive
+        if modifier is None and path.startswith("/"):
+            result = route(tree(self.config, server), path)
+            serving = result.location.directive if result.known and result.location else None
+            if serving is not None and any(d.name == "proxy_pass" for d in self.config.level(serving)):
+                return serving
+        return None
+
+    def _is_websocket_form(self, directive: Directive) -> bool:
+        match = location_match(directive)
+        forms = [self.ws.regex_match]
+        if self.ws.prefix is not None:
+            forms += [("", self.ws.prefix), ("^~", self.ws.prefix)]
+        return match in forms
+
+    def _existing_location(self, server: Server) -> Optional[Directive]:
+        found = [
+            n.directive
+            for n in _all_nodes(tree(self.config, server))
+            if n.directive is not None and self._is_websocket_form(n.directive)
+        ]
+        if not found:
+            return None
+        winner = route(tree(self.config, server), self.ws.sample_uri).location
+        for directive in found:
+            if winner is not None and winner.directive is directive:
+                return directive
+        return found[0]
+
+    # -- insert --------------------------------------------------------------------------------
+
+    def _plan_insert(self, server: Server, outcome: ServerOutcome) -> List[Edit]:
+        anchor = self._anchor(server)
+        assert anchor is not None  # _select_servers keeps only servers with an anchor
+        proxy_pass, form, why = self._choose_form(server, anchor)
+        outcome.action, outcome.form = "inserted", form
+        outcome.reasons.append(why)
+        head = ["^~", self.ws.prefix] if form == "prefix" else list(self.ws.regex_args())
+        outcome.location = " ".join(["location", *head])
+        body = self._new_body(server, anchor, proxy_pass)
+        target = self._insertion_point(server, anchor, form)
+        text = self.layout.location_block(target, render_block_head("location", head), body, MARKER)
+        outcome.reasons.append(f"inserted before {target.describe()} at {target.where}")
+        return [
+            Edit(self.path, *self.layout.insertion_range(target), text, why="insert the WebSocket location")
+        ]
+
+    def _choose_form(self, server: Server, anchor: Directive) -> Tuple[str, str, str]:
+        """(proxy_pass, 'regex' or 'prefix', why) for a new location."""
+        mode = self.settings.match
+        regex_pass, prefix_pass, pass_note = self._proxy_pass_forms(anchor)
+        regex_reason = self._regex_cannot_win(server, anchor) or pass_note
+        if mode == "prefix" or (mode == "auto" and regex_reason):
+            if self.ws.prefix is None or prefix_pass is None:
+                raise CannotWinError(
+                    f"a ^~ prefix location is needed ({regex_reason or 'match=prefix'}) but the location "
+                    f"regex {self.ws.regex!r} is not a plain prefix",
+                    anchor.file,
+                    anchor.line,
+                    "Use a location such as ^/api/mqtt/ws/ whose regex is ^ followed by a literal path.",
+                )
+            why = "match=prefix" if mode == "prefix" else f"a regex location cannot win here: {regex_reason}"
+            return prefix_pass, "prefix", f"^~ prefix form: {why}"
+        if regex_reason:
+            raise CannotWinError(
+                f"a regex WebSocket location cannot win: {regex_reason}",
+                anchor.file,
+                anchor.line,
+                "Use match=auto or match=prefix for the ^~ form.",
+            )
+        assert regex_pass is not None
+        return regex_pass, "regex", "regex form: placed ahead of the anchor and every regex that matches"
+
+    def _regex_cannot_win(self, server: Server, anchor: Directive) -> Optional[str]:
+        """Why a regex at the anchor's level would never be checked for the sample URI (None: it would)."""
+        nodes = tree(self.config, server)
+        level = _level_nodes(nodes, anchor)
+        static = [n for n in level if n.modifier in ("", "^~") and self.ws.sample_uri.startswith(n.path)]
+        exact = [n for n in level if n.modifier == "=" and n.path == self.ws.sample_uri]
+        if exact:
+            return f"{exact[0].describe()} is an exact match for the WebSocket path"
+        if static:
+            longest = max(static, key=lambda n: len(n.path))
+            if longest.modifier == "^~":
+                return f"{longest.describe()} is the longest prefix and ^~ stops the regex search"
+        return None
+
+    def _proxy_pass_forms(self, anchor: Directive) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+        """proxy_pass for the regex form (None if impossible), for the prefix form, and why not regex."""
+        if self.settings.proxy_pass:
+            base, uri = split_proxy_pass(self.settings.proxy_pass)
+            prefix_pass = self.settings.proxy_pass
+            if uri is None or uri == self.ws.prefix:
+                return base, prefix_pass, None
+            return None, prefix_pass, f"proxy_pass {self.settings.proxy_pass} has a URI part"
+        passes = [d for d in self.config.level(anchor) if d.name == "proxy_pass"]
+        if not passes or not passes[0].args:
+            raise AnchorNotFoundError(
+                f"{anchor.describe()} has no proxy_pass to copy",
+                anchor.file,
+                anchor.line,
+                "Set proxy_pass to the WebSocket backend.",
+            )
+        value = passes[0].args[0]
+        if "$" in value:
+            return value, None, None
+        base, uri = split_proxy_pass(value)
+        modifier, anchor_path = location_match(anchor)
+        if uri is None:
+            return value, value, None
+        prefix_pass = None
+        if self.ws.prefix is not None and modifier in ("", "^~") and self.ws.prefix.startswith(anchor_path):
+            prefix_pass = base + uri + self.ws.prefix[len(anchor_path) :]
+        if modifier in ("", "^~") and uri == anchor_path:
+            return base, prefix_pass, None
+        return (
+            None,
+            prefix_pass,
+            (f"the anchor's proxy_pass {value} has a URI part that a regex location cannot carry"),
+        )
+
+    def _new_body(self, server: Server, anchor: Directive, proxy_pass: str) -> List[bytes]:
+        carried = [
+            d
+            for d in anchor.block or ()
+            if d.file == anchor.file and not self._is_ours(d) and d.name != "location"
+        ]
+        level = list(self.config.expand(carried))
+        lines = [render_directive("proxy_pass", [proxy_pass]).encode()]
+        lines += [self.file_bytes(d) for d in carried]
+        if not any(d.name == "proxy_set_header" for d in level):
+            chain = enclosing_chain(self.config, anchor, server)[:-1]
+            inherited = [
+                d
+                for d in effective(self.config, chain, "proxy_set_header")
+                if directive_key(d)[1] not in self._own_header_names()
+            ]
+            lines += [self.file_bytes(d) for d in inherited]
+        for wanted in self._desired():
+            present = [d for d in level if directive_key(d) == wanted.key]
+            if not present:
+                lines.append(wanted.text.encode())
+            elif not _accepts(present[0], wanted):
+                raise CannotWinError(
+                    f"{present[0].describe()} (from an included file) conflicts with {wanted.text}",
+                    present[0].file,
+                    present[0].line,
+                    "Change it in that file, or do not include it in the API location.",
+                )
+        return lines
+
+    def _insertion_point(self, server: Server, anchor: Directive, form: str) -> Directive:
+        """The statement (in this file) the new location goes in front of."""
+        container = anchor.parent
+        raw_children = container.block if container is not None and container.block is not None else []
+        competitors = {id(anchor)}
+        if form == "regex":
+            for node in _level_nodes(tree(self.config, server), anchor):
+                if node.is_regex and node.directive is not None and self._matches_sample(node):
+                    competitors.add(id(node.directive))
+        for child in raw_children:
+            covered = [child] if child.name != "include" else list(self.config.expand([child]))
+            if any(id(d) in competitors for d in covered):
+                return child
+        return anchor
+
+    def _matches_sample(self, node: LocationNode) -> bool:
+        result = route([LocationNode(node.modifier, node.path, None)], self.ws.sample_uri)
+        return result.location is not None or not result.known
+
+    # -- converge ------------------------------------------------------------------------------
+
+    def _plan_converge(self, server: Server, existing: Directive, outcome: ServerOutcome) -> List[Edit]:
+        outcome.location = existing.describe()
+        edits: List[Edit] = []
+        level = self.config.level(existing)
+        if not any(d.name == "proxy_pass" for d in level):
+            anchor = self._anchor(server)
+            if anchor is None:
+                raise AnchorNotFoundError(
+                    f"{existing.describe()} has no proxy_pass and there is no anchor to copy it from",
+                    existing.file,
+                    existing.line,
+                    "Set proxy_pass.",
+                )
+            regex_pass, prefix_pass, _ = self._proxy_pass_forms(anchor)
+            chosen = prefix_pass if location_match(existing)[0] in ("", "^~") else regex_pass
+            if chosen is None:
+                raise CannotWinError(
+                    "cannot derive a proxy_pass for the existing WebSocket location",
+                    existing.file,
+                    existing.line,
+                    "Set proxy_pass.",
+                )
+            edits.append(self._add(existing, render_directive("proxy_pass", [chosen]).encode()))
+        additions: List[bytes] = []
+        for wanted in self._desired():
+            present = [d for d in level if directive_key(d) == wanted.key]
+            if not present:
+                additions.append(wanted.text.encode())
+            elif not _accepts(present[0], wanted):
+                edits.append(self._replace(present[0], wanted.text))
+        if not any(d.name == "proxy_set_header" for d in level) or additions:
+            additions += self._missing_inherited(server, existing, level)
+        if additions:
+            edits.append(self._add(existing, *additions))
+        edits += self._make_it_win(server, existing)
+        if edits:
+            outcome.action = "converged"
+            outcome.reasons.append(f"converged {existing.describe()} at {existing.where} in place")
+        else:
+            outcome.reasons.append(f"{existing.describe()} at {existing.where} already has everything")
+        return edits
+
+    def _missing_inherited(
+        self, server: Server, existing: Directive, level: Sequence[Directive]
+    ) -> List[bytes]:
+        """Headers the location would lose by declaring its own: the parent's, then the anchor's."""
+        chain = enclosing_chain(self.config, existing, server)[:-1]
+        sources = list(effective(self.config, chain, "proxy_set_header"))
+        anchor = self._anchor(server)
+        if anchor is not None and anchor is not existing:
+            anchor_chain = enclosing_chain(self.config, anchor, server)
+            sources += effective(self.config, anchor_chain, "proxy_set_header")
+        have = {directive_key(d) for d in level}
+        missing: List[bytes] = []
+        for directive in sources:
+            key = directive_key(directive)
+            if key not in have and key[1] not in self._own_header_names():
+                have.add(key)
+                missing.append(self.file_bytes(directive))
+        return missing
+
+    def _make_it_win(self, server: Server, existing: Directive) -> List[Edit]:
+        result = route(tree(self.config, server), self.ws.sample_uri)
+        if result.location is not None and result.location.directive is existing:
+            return []
+        modifier, path = location_match(existing)
+        if modifier == "" and self.settings.match in ("auto", "prefix"):
+            start, end = existing.arg_spans[0][0], existing.arg_spans[-1][1]
+            return [Edit(existing.file, start, end, f"^~ {path}".encode(), why="make the prefix win")]
+        taken = result.location.describe() if result.location else "no location"
+        raise CannotWinError(
+            f"{existing.describe()} exists but nginx sends {self.ws.sample_uri} to {taken} "
+            f"({result.explain()})",
+            existing.file,
+            existing.line,
+            "Move the WebSocket location above that regex, or use a ^~ prefix location.",
+        )
+
+    # -- absent --------------------------------------------------------------------------------
+
+    def _plan_absent(self, server: Server, outcome: ServerOutcome) -> List[Edit]:
+        edits = []
+        for node in _all_nodes(tree(self.config, server)):
+            directive = node.directive
+            if directive is None or directive.file != self.path or not self._is_websocket_form(directive):
+                continue
+            span = self.layout.managed_block_range(directive, MARKER)
+            if span is None:
+                self.warnings.append(
+                    f"{directive.describe()} at {directive.where} was not added by this "
+                    "module (no marker comment); left in place"
+                )
+                continue
+            edits.append(Edit(self.path, span[0], span[1], b"", why="remove the managed WebSocket location"))
+            outcome.action = "removed"
+            outcome.location = directive.describe()
+            outcome.reasons.append(f"removed {directive.describe()} at {directive.where}")
+        return edits
+
+    # -- directive helpers ---------------------------------------------------------------------
+
+    def _desired(self) -> List[_Desired]:
+        s = self.settings
+        connection = f"${self.map_variable}" if self.map_variable else "upgrade"
+        connection_text = (
+            render_directive("proxy_set_header", ["Connection", connection])
+            if self.map_variable
+            else 'proxy_set_header Connection "upgrade";'
+        )
+        accept_connection = tuple(
+            f"${v}"
+            for v in self.config.all_map_variables()
+            if v in {m.args[1].lstrip("$") for m in self.config.upgrade_maps()}
+        )
+        if not self.map_variable:
+            accept_connection += ("upgrade",)
+        wanted = [
+            _Desired(("proxy_http_version",), render_directive("proxy_http_version", ["1.1"]), ("1.1",)),
+            _Desired(
+                ("proxy_set_header", "upgrade"),
+                render_directive("proxy_set_header", ["Upgrade", "$http_upgrade"]),
+                ("$http_upgrade",),
+            ),
+            _Desired(("proxy_set_header", "connection"), connection_text, accept_connection),
+        ]
+        for name, value in s.headers.items():
+            wanted.append(
+                _Desired(
+                    ("proxy_set_header", name.lower()),
+                    render_directive("proxy_set_header", [name, str(value)]),
+                    (str(value),),
+                )
+            )
+        wanted.append(
+            _Desired(
+                ("proxy_read_timeout",),
+                render_directive("proxy_read_timeout", [s.read_timeout]),
+                (s.read_timeout,),
+            )
+        )
+        wanted.append(
+            _Desired(
+                ("proxy_send_timeout",),
+                render_directive("proxy_send_timeout", [s.send_timeout]),
+                (s.send_timeout,),
+            )
+        )
+        return wanted
+
+    def _own_header_names(self) -> Tuple[str, ...]:
+        return _UPGRADE_HEADERS + tuple(name.lower() for name in self.settings.headers)
+
+    def _is_ours(self, directive: Directive) -> bool:
+        if directive.name in _OWN_SETTINGS:
+            return True
+        return (
+            directive.name == "proxy_set_header" and directive_key(directive)[1] in self._own_header_names()
+        )
+
+    def file_bytes(self, directive: Directive) -> bytes:
+        return self.config.files[directive.file].data[directive.start : directive.end]
+
+    def _replace(self, directive: Directive, text: str) -> Edit:
+        if directive.file != self.path:
+            raise CannotWinError(
+                f"{directive.describe()} must become {text}, but it is in an included file",
+                directive.file,
+                directive.line,
+                "Change it in that file.",
+            )
+        return Edit(self.path, directive.start, directive.end, text.encode(), why=f"set {text}")
+
+    def _add(self, location: Directive, *lines: bytes) -> Edit:
+        start, text = self.layout.append_to_block(location, list(lines))
+        return Edit(self.path, start, start, text, why="add missing directives")
+
+
+def _accepts(directive: Directive, wanted: _Desired) -> bool:
+    value = directive.args[-1] if directive.args else ""
+    accepted = {a.lower() for a in wanted.accept}
+    return value.lower() in accepted
+
+
+def split_proxy_pass(value: str) -> Tuple[str, Optional[str]]:
+    """``http://host:port/uri`` → (``http://host:port``, ``/uri`` or None)."""
+    scheme, sep, rest = value.partition("://")
+    if not sep:
+        return value, None
+    if rest.startswith("unix:"):
+        socket_end = rest.find(":", len("unix:"))
+        if socket_end < 0:
+            return value, None
+        return f"{scheme}://{rest[:socket_end]}", rest[socket_end + 1 :] or None
+    slash = rest.find("/")
+    if slash < 0:
+        return value, None
+    return f"{scheme}://{rest[:slash]}", rest[slash:]
+
+
+def _all_nodes(nodes: Sequence[LocationNode]):
+    for node in nodes:
+        yield node
+        yield from _all_nodes(node.children)
+
+
+def _level_nodes(nodes: Sequence[LocationNode], anchor: Directive) -> List[LocationNode]:
+    """The sibling list that holds ``anchor``."""
+    if any(n.directive is anchor for n in nodes):
+        return list(nodes)
+    for node in nodes:
+        found = _level_nodes(node.children, anchor)
+        if found:
+            return found
+    return []
+
+
+def websocket_gaps(
+    config: Config, server: Server, location: Directive, map_variable: Optional[str]
+) -> List[str]:
+    """What a location lacks to proxy a WebSocket (empty: it has everything)."""
+    level = config.level(location)
+    gaps = []
+    if not any(d.name == "proxy_pass" for d in level):
+        gaps.append("proxy_pass")
+    chain = enclosing_chain(config, location, server)
+    version = effective(config, chain, "proxy_http_version")
+    if not version or version[-1].args[-1:] != ["1.1"]:
+        gaps.append("proxy_http_version 1.1")
+    headers = {directive_key(d)[1]: d.args[-1] for d in effective(config, chain, "proxy_set_header")}
+    if headers.get("upgrade") != "$http_upgrade":
+        gaps.append("proxy_set_header Upgrade $http_upgrade")
+    connection = headers.get("connection", "")
+    maps = {f"${m.args[1].lstrip('$')}" for m in config.upgrade_maps()}
+    if connection.lower() != "upgrade" and connection not in maps:
+        gaps.append(f"proxy_set_header Connection ${map_variable or 'connection_upgrade'}")
+    return gaps
