@@ -38,7 +38,8 @@ class NginxConfigError(Exception):
         if where:
             text = f"{where}: {text}"
         if self.hint:
-            text = f"{text} {self.hint}"
+            separator = " " if text.endswith((".", "!", "?", ":")) else ". "
+            text = f"{text}{separator}{self.hint}"
         return text
 
 

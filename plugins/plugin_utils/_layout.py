@@ -29,12 +29,7 @@ class Layout:
                 continue
             outer = self.file.indent_before(directive.start)
             inner = self.file.indent_before(children[0].start)
-            if (
-                outer is not None
-                and inner is not None
-                and len(inner) > len(outer)
-                and inner.startswith(outer)
-            ):
+            if outer is not None and inner is not None and len(inner) > len(outer) and inner.startswith(outer):
                 return inner[len(outer) :]
         indents = _INDENTED_LINE.findall(self.data)
         if indents and sum(1 for i in indents if i.startswith(b"\t")) * 2 > len(indents):

@@ -152,9 +152,7 @@ def lua_block_end(data: bytes, open_brace: int, filename: str, line: int) -> int
             if depth == 0:
                 return pos
         pos += 1
-    raise ConfigSyntaxError(
-        "unexpected end of file in a Lua block", filename, line, "Close the *_by_lua_block body."
-    )
+    raise ConfigSyntaxError("unexpected end of file in a Lua block", filename, line, "Close the *_by_lua_block body.")
 
 
 def _skip_lua_string(data: bytes, pos: int) -> int:

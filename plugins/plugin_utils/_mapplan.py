@@ -108,11 +108,7 @@ def _plan_default_place(config: Config, plan: MapPlan) -> None:
     for _, pattern in config.http_includes():
         directory, base = posixpath.split(pattern)
         candidate = posixpath.join(directory, DEFAULT_MAP_FILE)
-        if (
-            posixpath.basename(directory) == "conf.d"
-            and glob_match(pattern, candidate)
-            and base != DEFAULT_MAP_FILE
-        ):
+        if posixpath.basename(directory) == "conf.d" and glob_match(pattern, candidate) and base != DEFAULT_MAP_FILE:
             _create_file(config, plan, candidate)
             return
     _plan_in_http_block(config, plan)
@@ -155,9 +151,7 @@ def _plan_in_http_block(config: Config, plan: MapPlan) -> None:
     file = config.files[config.main]
     layout = Layout(file)
     nl = layout.newline
-    target = next(
-        (d for d in http.block or () if d.name in ("include", "server") and layout.on_own_line(d)), None
-    )
+    target = next((d for d in http.block or () if d.name in ("include", "server") and layout.on_own_line(d)), None)
     if target is not None:
         offset = layout.insertion_range(target)[0]
         text = nl.join(_indented_map(layout.outer_indent(target), layout.unit, plan.variable)) + nl + nl

@@ -200,9 +200,7 @@ class _Planner:
             files[name] = parse_bytes(data, name, check=False)
         return Config(files=files, main=self.config.main, single_file=self.config.single_file)
 
-    def _check_routes_to_websocket(
-        self, config: Config, server: Server, result: Route, outcome: ServerOutcome
-    ) -> None:
+    def _check_routes_to_websocket(self, config: Config, server: Server, result: Route, outcome: ServerOutcome) -> None:
         if not result.known:
             raise CannotWinError(
                 f"cannot prove where nginx sends {self.ws.sample_uri}: {result.unknown}",
@@ -214,11 +212,11 @@ class _Planner:
         if chosen is None or chosen.directive is None or not self._is_websocket_form(chosen.directive):
             taken_by = chosen.describe() if chosen else "no location"
             raise CannotWinError(
-                f"after the edit nginx would still send {self.ws.sample_uri} to {taken_by} "
-                f"({result.explain()})",
+                f"after the edit nginx would still send {self.ws.sample_uri} to {taken_by} ({result.explain()})",
                 server.file,
                 server.line,
-                "Use match=prefix, or remove the location that takes the WebSocket path.",
+                "Remove or change the location that takes the WebSocket path"
+                + (", or use match=prefix." if self.settings.match == "regex" else "."),
             )
         missing = websocket_gaps(config, server, chosen.directive, self.map_variable)
         if missing:
@@ -245,8 +243,7 @@ class _Planner:
             return wanted
         if len(set(defined)) > 1:
             self.warnings.append(
-                f"several `map $http_upgrade` blocks exist ({', '.join(defined)}); "
-                f"using the last one, ${defined[-1]}"
+                f"several `map $http_upgrade` blocks exist ({', '.join(defined)}); using the last one, ${defined[-1]}"
             )
         if defined:
             return defined[-1]
@@ -283,11 +280,7 @@ class _Planner:
     def _anchor(self, server: Server) -> Optional[Directive]:
         modifier, path = parse_before(self.settings.before)
         nodes = list(_all_nodes(tree(self.config, server)))
-        exact = [
-            n
-            for n in nodes
-            if n.path == path and (modifier is None or n.modifier == modifier) and not n.is_named
-        ]
+        exact = [n for n in nodes if n.path == path and (modifier is None or n.modifier == modifier) and not n.is_named]
         if exact:
             exact.sort(key=lambda n: {"": 0, "^~": 1, "~": 2, "~*": 3, "=": 4}.get(n.modifier, 5))
             return exact[0].directive
@@ -333,9 +326,7 @@ class _Planner:
         target = self._insertion_point(server, anchor, form)
         text = self.layout.location_block(target, render_block_head("location", head), body, MARKER)
         outcome.reasons.append(f"inserted before {target.describe()} at {target.where}")
-        return [
-            Edit(self.path, *self.layout.insertion_range(target), text, why="insert the WebSocket location")
-        ]
+        return [Edit(self.path, *self.layout.insertion_range(target), text, why="insert the WebSocket location")]
 
     def _choose_form(self, server: Server, anchor: Directive) -> Tuple[str, str, str]:
         """(proxy_pass, 'regex' or 'prefix', why) for a new location."""
@@ -413,9 +404,7 @@ class _Planner:
 
     def _new_body(self, server: Server, anchor: Directive, proxy_pass: str) -> List[bytes]:
         carried = [
-            d
-            for d in anchor.block or ()
-            if d.file == anchor.file and not self._is_ours(d) and d.name != "location"
+            d for d in anchor.block or () if d.file == anchor.file and not self._is_ours(d) and d.name != "location"
         ]
         level = list(self.config.expand(carried))
         lines = [render_directive("proxy_pass", [proxy_pass]).encode()]
@@ -504,9 +493,7 @@ class _Planner:
             outcome.reasons.append(f"{existing.describe()} at {existing.where} already has everything")
         return edits
 
-    def _missing_inherited(
-        self, server: Server, existing: Directive, level: Sequence[Directive]
-    ) -> List[bytes]:
+    def _missing_inherited(self, server: Server, existing: Directive, level: Sequence[Directive]) -> List[bytes]:
         """Headers the location would lose by declaring its own: the parent's, then the anchor's."""
         chain = enclosing_chain(self.config, existing, server)[:-1]
         sources = list(effective(self.config, chain, "proxy_set_header"))
@@ -533,8 +520,7 @@ class _Planner:
             return [Edit(existing.file, start, end, f"^~ {path}".encode(), why="make the prefix win")]
         taken = result.location.describe() if result.location else "no location"
         raise CannotWinError(
-            f"{existing.describe()} exists but nginx sends {self.ws.sample_uri} to {taken} "
-            f"({result.explain()})",
+            f"{existing.describe()} exists but nginx sends {self.ws.sample_uri} to {taken} ({result.explain()})",
             existing.file,
             existing.line,
             "Move the WebSocket location above that regex, or use a ^~ prefix location.",
@@ -617,9 +603,7 @@ class _Planner:
     def _is_ours(self, directive: Directive) -> bool:
         if directive.name in _OWN_SETTINGS:
             return True
-        return (
-            directive.name == "proxy_set_header" and directive_key(directive)[1] in self._own_header_names()
-        )
+        return directive.name == "proxy_set_header" and directive_key(directive)[1] in self._own_header_names()
 
     def file_bytes(self, directive: Directive) -> bytes:
         return self.config.files[directive.file].data[directive.start : directive.end]
@@ -678,9 +662,7 @@ def _level_nodes(nodes: Sequence[LocationNode], anchor: Directive) -> List[Locat
     return []
 
 
-def websocket_gaps(
-    config: Config, server: Server, location: Directive, map_variable: Optional[str]
-) -> List[str]:
+def websocket_gaps(config: Config, server: Server, location: Directive, map_variable: Optional[str]) -> List[str]:
     """What a location lacks to proxy a WebSocket (empty: it has everything)."""
     level = config.level(location)
     gaps = []

@@ -94,9 +94,7 @@ def check_header_name(option: str, name: str) -> str:
 def check_variable(option: str, value: str) -> str:
     value = check_plain_value(option, value).lstrip("$")
     if not _VARIABLE.match(value):
-        raise InvalidOptionError(
-            f"{option} must be an nginx variable name such as connection_upgrade, got {value!r}"
-        )
+        raise InvalidOptionError(f"{option} must be an nginx variable name such as connection_upgrade, got {value!r}")
     return value
 
 

@@ -164,9 +164,7 @@ def _find(locations: Sequence[LocationNode], uri: str, raw: bytes, result: Route
     return _find_regex(locations, uri, raw, result, status)
 
 
-def _find_static(
-    locations: Sequence[LocationNode], uri: str, result: Route
-) -> Tuple[str, Optional[LocationNode]]:
+def _find_static(locations: Sequence[LocationNode], uri: str, result: Route) -> Tuple[str, Optional[LocationNode]]:
     exact = [n for n in locations if n.modifier == "=" and n.path == uri]
     if exact:
         result.location = exact[0]

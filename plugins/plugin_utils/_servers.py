@@ -47,9 +47,7 @@ def candidates(config: Config, path: str, server_name: Optional[str]) -> List[Se
         )
     if server_name is None:
         return servers
-    chosen = [
-        s for s in servers if any(name == server_name or name_matches(name, server_name) for name in s.names)
-    ]
+    chosen = [s for s in servers if any(name == server_name or name_matches(name, server_name) for name in s.names)]
     if not chosen:
         listing = "; ".join(s.label() for s in servers)
         raise ServerSelectionError(

@@ -1,0 +1,70 @@
+"""Golden before/after cases for the planner: ``tests/unit/golden/<case>/``.
+
+Each case holds ``before.conf``, the expected ``after.conf`` and optionally ``case.json`` with the
+planner settings and facts about the case (``absent_restores``: whether state=absent on the result
+gives the original bytes back). ``python -m tests.unit.plugin_utils.golden`` rewrites every
+``after.conf`` from the current planner: review the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List
+
+GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
+SITE_PATH = "/etc/nginx/sites-enabled/site.conf"
+
+
+@dataclass
+class GoldenCase:
+    name: str
+    before: bytes
+    after: bytes
+    settings: Dict[str, Any] = field(default_factory=dict)
+    absent_restores: bool = True
+
+    @property
+    def directory(self) -> Path:
+        return GOLDEN_DIR / self.name
+
+
+def load_cases() -> List[GoldenCase]:
+    cases = []
+    for directory in sorted(p for p in GOLDEN_DIR.iterdir() if p.is_dir()):
+        meta = json.loads((directory / "case.json").read_text()) if (directory / "case.json").exists() else {}
+        after = directory / "after.conf"
+        cases.append(
+            GoldenCase(
+                name=directory.name,
+                before=(directory / "before.conf").read_bytes(),
+                after=after.read_bytes() if after.exists() else b"",
+                settings=meta.get("settings", {}),
+                absent_restores=meta.get("absent_restores", True),
+            )
+        )
+    return cases
+
+
+def plan_case(case: GoldenCase) -> bytes:
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
+
+    plan = plan_websocket(load(SITE_PATH, case.before), SITE_PATH, Settings(**case.settings))
+    return plan.after.get(SITE_PATH, case.before)
+
+
+def regenerate() -> None:
+    for case in load_cases():
+        (case.directory / "after.conf").write_bytes(plan_case(case))
+        print(f"wrote {case.directory / 'after.conf'}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(GOLDEN_DIR.parents[2] / ".build" / "collections"))
+    import tests.conftest  # noqa: F401  (links the checkout as the collection)
+
+    regenerate()
