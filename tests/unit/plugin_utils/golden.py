@@ -3,7 +3,8 @@
 Each case holds ``before.conf``, the expected ``after.conf`` and optionally ``case.json`` with the
 planner settings and facts about the case (``absent_restores``: whether state=absent on the result
 gives the original bytes back). ``python -m tests.unit.plugin_utils.golden`` rewrites every
-``after.conf`` from the current planner: review the diff before committing it.
+``after.conf`` from the current planner (``handshake``: whether the integration test proves a
+101 through nginx with it): review the diff before committing it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class GoldenCase:
     after: bytes
     settings: Dict[str, Any] = field(default_factory=dict)
     absent_restores: bool = True
+    handshake: bool = True
 
     @property
     def directory(self) -> Path:
@@ -43,6 +45,7 @@ def load_cases() -> List[GoldenCase]:
                 after=after.read_bytes() if after.exists() else b"",
                 settings=meta.get("settings", {}),
                 absent_restores=meta.get("absent_restores", True),
+                handshake=meta.get("handshake", True),
             )
         )
     return cases
