@@ -334,13 +334,23 @@ class _Planner:
         regex_pass, prefix_pass, pass_note = self._proxy_pass_forms(anchor)
         regex_reason = self._regex_cannot_win(server, anchor) or pass_note
         if mode == "prefix" or (mode == "auto" and regex_reason):
-            if self.ws.prefix is None or prefix_pass is None:
+            needed = regex_reason or "match=prefix"
+            if self.ws.prefix is None:
                 raise CannotWinError(
-                    f"a ^~ prefix location is needed ({regex_reason or 'match=prefix'}) but the location "
-                    f"regex {self.ws.regex!r} is not a plain prefix",
+                    f"a ^~ prefix location is needed ({needed}) but the location regex {self.ws.regex!r} "
+                    "is not a plain prefix",
                     anchor.file,
                     anchor.line,
                     "Use a location such as ^/api/mqtt/ws/ whose regex is ^ followed by a literal path.",
+                )
+            if prefix_pass is None:
+                raise CannotWinError(
+                    f"a ^~ prefix location is needed ({needed}) but no proxy_pass for {self.ws.prefix} can be "
+                    f"derived from {anchor.describe()}: its proxy_pass has a URI part and {self.ws.prefix} "
+                    "is not under its path",
+                    anchor.file,
+                    anchor.line,
+                    "Set proxy_pass to the WebSocket backend.",
                 )
             why = "match=prefix" if mode == "prefix" else f"a regex location cannot win here: {regex_reason}"
             return prefix_pass, "prefix", f"^~ prefix form: {why}"

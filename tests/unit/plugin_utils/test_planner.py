@@ -172,3 +172,13 @@ def test_route_before_and_after_are_reported() -> None:
 )
 def test_split_proxy_pass(value: str, expected: tuple) -> None:
     assert split_proxy_pass(value) == expected
+
+
+def test_prefix_form_without_a_derivable_proxy_pass_asks_for_proxy_pass() -> None:
+    site = "server {\n    listen 80;\n    location /prod-api/ { proxy_pass http://127.0.0.1:8080/; }\n}\n"
+    with pytest.raises(CannotWinError) as error:
+        plan(site, before="/prod-api/")
+    message = str(error.value)
+    assert "no proxy_pass for /api/mqtt/ws/ can be derived from location /prod-api/" in message
+    assert message.endswith("Set proxy_pass to the WebSocket backend.")
+    assert plan(site, before="/prod-api/", proxy_pass="http://127.0.0.1:8080").servers[0].form == "regex"
