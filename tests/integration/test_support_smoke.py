@@ -112,9 +112,7 @@ def test_correct_ws_location_upgrades_and_echoes(
 
 
 @needs_nginx
-def test_http_1_0_upgrade_gets_505_from_strict_backend(
-    nginx_sandbox: NginxSandbox, strict_backend: Backend
-) -> None:
+def test_http_1_0_upgrade_gets_505_from_strict_backend(nginx_sandbox: NginxSandbox, strict_backend: Backend) -> None:
     serve(nginx_sandbox, strict_backend, ws_http_version="1.0")
 
     result = ws(nginx_sandbox, echo=ECHO_TEXT)
@@ -126,9 +124,7 @@ def test_http_1_0_upgrade_gets_505_from_strict_backend(
 
 
 @needs_nginx
-def test_http_1_0_upgrade_still_works_with_uvicorn(
-    nginx_sandbox: NginxSandbox, asgi_backend: Backend
-) -> None:
+def test_http_1_0_upgrade_still_works_with_uvicorn(nginx_sandbox: NginxSandbox, asgi_backend: Backend) -> None:
     serve(nginx_sandbox, asgi_backend, ws_http_version="1.0")
 
     result = ws(nginx_sandbox, echo=ECHO_TEXT)
@@ -168,9 +164,7 @@ def test_api_location_alone_does_not_upgrade(
 
 @needs_nginx
 @pytest.mark.parametrize("backend_name", ["asgi", "strict"])
-def test_health_through_nginx(
-    nginx_sandbox: NginxSandbox, request: pytest.FixtureRequest, backend_name: str
-) -> None:
+def test_health_through_nginx(nginx_sandbox: NginxSandbox, request: pytest.FixtureRequest, backend_name: str) -> None:
     serve(nginx_sandbox, backend_by_name(request, backend_name))
 
     status, body = http_get(nginx_sandbox.url("/api/health"), {"Host": VHOST})

@@ -161,9 +161,7 @@ class NginxSandbox:
 
     def _main_conf(self, error_log_level: str) -> str:
         temp_paths = "".join(f"    {kind}_temp_path {self.root}/temp/{kind};\n" for kind in TEMP_KINDS)
-        return MAIN_CONF_TEMPLATE.format(
-            root=self.root, error_log_level=error_log_level, temp_paths=temp_paths
-        )
+        return MAIN_CONF_TEMPLATE.format(root=self.root, error_log_level=error_log_level, temp_paths=temp_paths)
 
     # ---------------------------------------------------------------- writing
 
@@ -221,9 +219,7 @@ class NginxSandbox:
         return [self.nginx_bin, "-p", f"{self.root}/", "-c", str(self.conf), "-e", "stderr", *extra]
 
     def _run(self, *extra: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self._argv(*extra), capture_output=True, text=True, timeout=timeout, check=False
-        )
+        return subprocess.run(self._argv(*extra), capture_output=True, text=True, timeout=timeout, check=False)
 
     def test(self) -> subprocess.CompletedProcess[str]:
         """``nginx -t`` on the sandbox's main file; messages are on ``.stderr``."""

@@ -35,9 +35,7 @@ def port_is_open(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-def wait_until(
-    condition: Callable[[], bool], timeout: float, interval: float = 0.02, what: str = "condition"
-) -> None:
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.02, what: str = "condition") -> None:
     """Poll ``condition`` until it is true; raise TimeoutError after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -48,9 +46,7 @@ def wait_until(
         time.sleep(interval)
 
 
-def wait_for_port(
-    host: str, port: int, timeout: float = 10.0, process: Optional[ManagedProcess] = None
-) -> None:
+def wait_for_port(host: str, port: int, timeout: float = 10.0, process: Optional[ManagedProcess] = None) -> None:
     """Wait until ``host:port`` accepts connections.
 
     With ``process``, fail fast (RuntimeError with the log tail) if that process exits first.
