@@ -128,9 +128,7 @@ def parse_url(url: str) -> Target:
     resource = (parts.path or "/") + ("?" + parts.query if parts.query else "")
     if not _encodable(resource, "ascii"):
         raise ValueError(f"non-ASCII path in WebSocket URL (percent-encode it): {url!r}")
-    return Target(
-        scheme == "wss", parts.hostname, port, resource, _host_header(parts.hostname, port, default_port)
-    )
+    return Target(scheme == "wss", parts.hostname, port, resource, _host_header(parts.hostname, port, default_port))
 
 
 def _host_header(hostname: str, port: int, default_port: int) -> str:
@@ -374,9 +372,7 @@ class _Session:
     def _wrap_tls(self, sock: socket.socket) -> socket.socket:
         context = _tls_context(self.plan.verify_tls, self.plan.ca_file)
         try:
-            return context.wrap_socket(
-                sock, server_hostname=_tls_server_name(self.plan.target, self.plan.host)
-            )
+            return context.wrap_socket(sock, server_hostname=_tls_server_name(self.plan.target, self.plan.host))
         except BaseException:
             sock.close()
             raise
@@ -531,13 +527,9 @@ def _request_header(headers: HeaderList, name: str) -> Optional[str]:
     return None
 
 
-def _upgrade_problem(
-    result: HandshakeResult, expected: str, offered: Optional[Sequence[str]]
-) -> Optional[str]:
+def _upgrade_problem(result: HandshakeResult, expected: str, offered: Optional[Sequence[str]]) -> Optional[str]:
     if not result.accept_ok:
-        return "Sec-WebSocket-Accept is {!r}, expected {!r}".format(
-            result.header("Sec-WebSocket-Accept"), expected
-        )
+        return "Sec-WebSocket-Accept is {!r}, expected {!r}".format(result.header("Sec-WebSocket-Accept"), expected)
     if (result.header("Upgrade") or "").strip().lower() != "websocket":
         return "101 response without 'Upgrade: websocket' (got {!r})".format(result.header("Upgrade"))
     connection = [token.strip().lower() for token in (result.header("Connection") or "").split(",")]

@@ -30,6 +30,7 @@ class MapPlan:
     reused: Optional[str] = None
     edits: List[Edit] = field(default_factory=list)
     created: bool = False
+    file: Optional[str] = None
     where: Optional[str] = None
     warnings: List[str] = field(default_factory=list)
     before: Dict[str, bytes] = field(default_factory=dict)
@@ -123,7 +124,7 @@ def _create_file(config: Config, plan: MapPlan, path: str) -> None:
     plan.before[path] = b""
     plan.edits.append(Edit(path, 0, 0, text, why="create the upgrade map file"))
     plan.created = True
-    plan.where = path
+    plan.file = plan.where = path
 
 
 def _append_to_file(config: Config, plan: MapPlan, path: str) -> None:
@@ -136,7 +137,7 @@ def _append_to_file(config: Config, plan: MapPlan, path: str) -> None:
     plan.edits.append(
         Edit(path, len(file.data), len(file.data), lead + nl.join(lines) + nl, why="append the upgrade map")
     )
-    plan.where = path
+    plan.file = plan.where = path
 
 
 def _plan_in_http_block(config: Config, plan: MapPlan) -> None:
@@ -163,6 +164,7 @@ def _plan_in_http_block(config: Config, plan: MapPlan) -> None:
         text = nl + nl.join(_indented_map(layout.inner_indent(http), layout.unit, plan.variable)) + nl
     plan.before[config.main] = file.data
     plan.edits.append(Edit(config.main, offset, offset, text, why="add the upgrade map to http{}"))
+    plan.file = config.main
     plan.where = f"{config.main}:{http.line}"
 
 

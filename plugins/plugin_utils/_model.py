@@ -452,6 +452,13 @@ def load(path: str, data: bytes, dump: Optional[bytes] = None, main: Optional[st
             None,
             "Check that `nginx -T` succeeds on the host.",
         )
+    if path not in texts:
+        raise UnsupportedConfigError(
+            "this file is not loaded by nginx (`nginx -T` does not list it)",
+            path,
+            None,
+            "Enable the site (link it into sites-enabled/) or point nginx_conf at the configuration that loads it.",
+        )
     texts[path] = data
     files = {name: parse_bytes(text, name) for name, text in texts.items()}
     return Config(files=files, main=main or next(iter(texts)))

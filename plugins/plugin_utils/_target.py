@@ -69,7 +69,7 @@ def validate(settings: Settings) -> Settings:
     if settings.state not in ("present", "absent"):
         raise InvalidOptionError(f"state must be present or absent, got {settings.state!r}")
     check_location_regex("location", settings.location)
-    check_plain_value("before", settings.before)
+    check_before(settings.before)
     if settings.proxy_pass is not None:
         check_proxy_pass("proxy_pass", settings.proxy_pass)
     check_time("read_timeout", settings.read_timeout)
@@ -83,6 +83,23 @@ def validate(settings: Settings) -> Settings:
         check_plain_value(f"headers[{name}]", str(value))
         quote_arg(str(value))
     return settings
+
+
+def check_settings(settings: Settings) -> WebSocketPath:
+    """Validate every option and return the WebSocket path they describe (raises InvalidOptionError)."""
+    return parse_location(validate(settings).location)
+
+
+_BEFORE = re.compile(r"^(?:(?:=|\^~|~\*?)\s+)?[^\s;{}\"'#]+$")
+
+
+def check_before(value: str) -> str:
+    check_plain_value("before", value)
+    if not _BEFORE.match(value.strip()):
+        raise InvalidOptionError(
+            f"before must be a location path such as /api/, optionally with its modifier (^~ /api/), got {value!r}"
+        )
+    return value
 
 
 def parse_location(value: str) -> WebSocketPath:

@@ -1,0 +1,74 @@
+# Copyright (c) 2026, agaii.nginx contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The agaii.nginx.upgrade_map action: exactly one ``map $http_upgrade $var`` across all loaded files.
+
+Runs on the controller. The target runs ``agaii.nginx.nginx_file``: one read of the main configuration
+with the ``nginx -T`` dump and, only when a map must be added (and not in check mode), one write that is
+validated with ``nginx -t`` and undone if the test fails.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from ansible_collections.agaii.nginx.plugins.plugin_utils._action import FILE_OPTIONS, EditingAction
+from ansible_collections.agaii.nginx.plugins.plugin_utils._mapplan import DEFAULT_VARIABLE, MapPlan, plan_map
+from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import (
+    WRITE_ATTEMPTS,
+    RunTarget,
+    file_diff,
+    read_snapshot,
+    sha256_hex,
+    too_many_changes,
+    write_failure,
+    write_file,
+)
+
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "variable": {"type": "str", "default": DEFAULT_VARIABLE},
+    "map_file": {"type": "path"},
+    **FILE_OPTIONS,
+}
+
+
+def map_result(plan: MapPlan, with_diff: bool) -> Dict[str, Any]:
+    result: Dict[str, Any] = {
+        "changed": plan.changed,
+        "variable": plan.variable,
+        "reused": plan.reused,
+        "created": plan.created,
+    }
+    if plan.file:
+        result["file"] = plan.file
+    if plan.warnings:
+        result["warnings"] = list(plan.warnings)
+    if plan.changed and with_diff:
+        result["diff"] = [
+            file_diff(path, plan.before[path], after, created=plan.created) for path, after in plan.after.items()
+        ]
+    return result
+
+
+class ActionModule(EditingAction):
+    ARGUMENT_SPEC = ARGUMENT_SPEC
+
+    def converge(self, args: Dict[str, Any], run: RunTarget) -> Dict[str, Any]:
+        for _attempt in range(WRITE_ATTEMPTS):
+            snapshot = read_snapshot(run, args["nginx_conf"], args)
+            config = load(snapshot.path, snapshot.data, snapshot.dump, main=snapshot.path)
+            plan = plan_map(config, args["variable"], args["map_file"])
+            outcome = map_result(plan, bool(self._task.diff))
+            if not plan.changed or self._task.check_mode:
+                return outcome
+            ((path, after),) = plan.after.items()
+            expected = "absent" if plan.created else sha256_hex(plan.before[path])
+            write = write_file(run, path, after, expected, args)
+            if write.get("stale"):
+                continue
+            if write.get("failed"):
+                raise write_failure(write, outcome)
+            if write.get("backup_file"):
+                outcome["backup_file"] = write["backup_file"]
+            return outcome
+        raise too_many_changes(args["nginx_conf"])

@@ -1,0 +1,504 @@
+#!/usr/bin/python
+# Copyright (c) 2026, agaii.nginx contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Target-side helper of the agaii.nginx action plugins: read a site with the nginx -T dump, or write it."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: nginx_file
+short_description: Read an nginx configuration file with the C(nginx -T) dump, or replace it transactionally
+version_added: 0.1.0
+description:
+  - The target-side helper of the M(agaii.nginx.ws_location) action (and the other editing actions of
+    this collection). It needs only Python and nginx on the managed node.
+  - O(operation=read) returns, in one call, the exact bytes of O(path), its stat, and the output of
+    C(nginx -T -c) O(nginx_conf), with the real path of every file nginx loaded.
+  - O(operation=write) replaces O(path) with O(content) under an exclusive lock, but only when the file
+    still has the checksum O(expected_sha256) the caller planned against. It writes atomically to the
+    symlink target (the link stays a link), keeps owner, mode and SELinux context, optionally keeps a
+    backup outside every nginx include glob, then runs C(nginx -t). When that test fails, the original
+    bytes are put back (or the new file is removed) and the task fails with nginx's message.
+  - Most users do not call this module directly.
+author:
+  - agaii.nginx contributors
+options:
+  operation:
+    description:
+      - V(read) returns the file and the C(nginx -T) dump, V(write) replaces the file.
+    type: str
+    choices: [read, write]
+    required: true
+  path:
+    description:
+      - The configuration file. A symlink is followed; O(operation=write) edits its target.
+    type: path
+    required: true
+  content:
+    description:
+      - The new bytes of the file, base64-encoded.
+      - Required with O(operation=write).
+    type: str
+  expected_sha256:
+    description:
+      - The SHA-256 (hex) of the bytes the new content was computed from.
+      - The write is refused, and nothing changes, when the file no longer has this checksum
+        (someone else changed it since it was read). The result then has RV(stale=true).
+      - V(absent) means the file must not exist yet; the write creates it.
+      - Required with O(operation=write).
+    type: str
+  backup:
+    description:
+      - Copy the current file into O(backup_dir) before replacing it.
+    type: bool
+    default: false
+  backup_dir:
+    description:
+      - Directory for backups, created with mode C(0700) when missing.
+      - Never the directory of O(path) (a backup in C(sites-enabled/) would be loaded by nginx).
+    type: path
+    default: /var/backups/nginx
+  validate:
+    description:
+      - Run C(nginx -t -c) O(nginx_conf) after the write and undo the write if it fails.
+    type: bool
+    default: true
+  nginx_binary:
+    description:
+      - The nginx executable, a name looked up in E(PATH) and the sbin directories, or an absolute path.
+    type: str
+    default: nginx
+  nginx_conf:
+    description:
+      - The main nginx configuration file used for C(nginx -T) and C(nginx -t).
+    type: path
+    default: /etc/nginx/nginx.conf
+attributes:
+  check_mode:
+    support: full
+    details:
+      - O(operation=read) never changes anything and runs in check mode.
+      - O(operation=write) does nothing in check mode; it reports whether the content differs.
+  diff_mode:
+    support: none
+  platform:
+    support: full
+    platforms: posix
+notes:
+  - The lock is an C(flock) on a file in C(/run/lock) (or C(/var/lock), else the system temporary
+    directory), named after the SHA-256 of the real path, so it is outside every nginx include glob.
+  - Temporary files are created in the directory of the target with a leading dot, which nginx's
+    C(include dir/*) skips.
+seealso:
+  - module: agaii.nginx.ws_location
+"""
+
+EXAMPLES = r"""
+- name: Read a site together with the nginx -T dump
+  agaii.nginx.nginx_file:
+    operation: read
+    path: /etc/nginx/sites-enabled/app
+  register: site
+
+- name: Replace the site if nobody changed it meanwhile, then validate
+  agaii.nginx.nginx_file:
+    operation: write
+    path: /etc/nginx/sites-enabled/app
+    content: "{{ new_site_text | b64encode }}"
+    expected_sha256: "{{ site.stat.sha256 }}"
+    backup: true
+"""
+
+RETURN = r"""
+exists:
+  description: Whether O(path) exists (before a write).
+  type: bool
+  returned: always
+  sample: true
+content:
+  description: The exact bytes of O(path), base64-encoded.
+  type: str
+  returned: O(operation=read) and the file exists
+  sample: c2VydmVyIHsKfQo=
+stat:
+  description: The stat of O(path), following a symlink.
+  type: dict
+  returned: O(operation=read) and the file exists
+  contains:
+    path:
+      description: O(path) as given.
+      type: str
+      sample: /etc/nginx/sites-enabled/app
+    realpath:
+      description: The path with every symlink resolved.
+      type: str
+      sample: /etc/nginx/sites-available/app
+    islink:
+      description: Whether O(path) itself is a symlink.
+      type: bool
+      sample: true
+    mode:
+      description: Permission bits of the real file, in octal.
+      type: str
+      sample: "0644"
+    uid:
+      description: Owner id.
+      type: int
+      sample: 0
+    gid:
+      description: Group id.
+      type: int
+      sample: 0
+    size:
+      description: Size in bytes.
+      type: int
+      sample: 412
+    sha256:
+      description: SHA-256 of the bytes, hex.
+      type: str
+      sample: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08
+nginx_cmd:
+  description: The nginx command that was run.
+  type: list
+  elements: str
+  returned: when nginx ran
+  sample: [/usr/sbin/nginx, -T, -c, /etc/nginx/nginx.conf]
+nginx_rc:
+  description: Exit status of C(nginx -T) (read) or C(nginx -t) (write with O(validate)).
+  type: int
+  returned: when nginx ran
+  sample: 0
+nginx_stderr:
+  description: The messages of the nginx test.
+  type: str
+  returned: when nginx ran
+  sample: "nginx: configuration file /etc/nginx/nginx.conf test is successful"
+nginx_error:
+  description: nginx's error message (the text after C([emerg])), with file and line when nginx gives them.
+  type: str
+  returned: when the nginx test failed
+  sample: unknown "nope" variable in /etc/nginx/sites-enabled/app:14
+dump:
+  description: The standard output of C(nginx -T), base64-encoded (empty when the test failed).
+  type: str
+  returned: O(operation=read)
+dump_realpaths:
+  description: For every file named in the dump, its real path (symlinks resolved).
+  type: dict
+  returned: O(operation=read)
+  sample: {"/etc/nginx/sites-enabled/app": "/etc/nginx/sites-available/app"}
+realpath:
+  description: The file that was (or would be) written.
+  type: str
+  returned: O(operation=write)
+  sample: /etc/nginx/sites-available/app
+sha256:
+  description: SHA-256 of the file after the write.
+  type: str
+  returned: O(operation=write) and the file was written
+stale:
+  description: Whether the write was refused because the file no longer had O(expected_sha256).
+  type: bool
+  returned: O(operation=write)
+  sample: false
+backup_file:
+  description: The backup that was written.
+  type: str
+  returned: O(backup=true) and the file was replaced
+  sample: /var/backups/nginx/app.4242.2026-11-25@20:24:19~
+restored:
+  description: Whether the original bytes were put back (or the new file removed) after a failed nginx test.
+  type: bool
+  returned: O(operation=write)
+  sample: false
+"""
+
+import base64
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import signal
+import tempfile
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from ansible.module_utils.basic import AnsibleModule
+
+ABSENT = "absent"
+LOCK_DIRS = ("/run/lock", "/var/lock")
+LOCK_TIMEOUT_SECONDS = 120
+DUMP_MARKER = re.compile(rb"^# configuration file (.+):\r?\n", re.M)
+NGINX_ERROR = re.compile(r"\[(?:emerg|alert|crit|error)\]\s+(?:\d+#\d+:\s+)?(.*)")
+
+ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
+    "operation": {"type": "str", "choices": ["read", "write"], "required": True},
+    "path": {"type": "path", "required": True},
+    "content": {"type": "str"},
+    "expected_sha256": {"type": "str"},
+    "backup": {"type": "bool", "default": False},
+    "backup_dir": {"type": "path", "default": "/var/backups/nginx"},
+    "validate": {"type": "bool", "default": True},
+    "nginx_binary": {"type": "str", "default": "nginx"},
+    "nginx_conf": {"type": "path", "default": "/etc/nginx/nginx.conf"},
+}
+
+
+# -- small helpers ---------------------------------------------------------------------------------
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_bytes(path: str) -> Optional[bytes]:
+    """The file's bytes, or None when it does not exist."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def file_stat(path: str, data: bytes) -> Dict[str, Any]:
+    real = os.path.realpath(path)
+    info = os.stat(real)
+    return {
+        "path": path,
+        "realpath": real,
+        "islink": os.path.islink(path),
+        "mode": "%04o" % (info.st_mode & 0o7777),
+        "uid": info.st_uid,
+        "gid": info.st_gid,
+        "size": len(data),
+        "sha256": sha256_hex(data),
+    }
+
+
+def nginx_error_text(stderr: str) -> str:
+    """The text after ``[emerg]`` (and the pid#tid of Debian's format), one line per error."""
+    found = [match.group(1).strip() for match in NGINX_ERROR.finditer(stderr)]
+    if found:
+        return "; ".join(found)
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return lines[-1] if lines else "nginx gave no message"
+
+
+def dump_realpaths(dump: bytes) -> Dict[str, str]:
+    paths: Dict[str, str] = {}
+    for match in DUMP_MARKER.finditer(dump):
+        name = match.group(1).decode("utf-8", "replace")
+        paths[name] = os.path.realpath(name)
+    return paths
+
+
+# -- nginx -----------------------------------------------------------------------------------------
+
+
+def nginx_path(module: AnsibleModule) -> str:
+    binary = module.params["nginx_binary"]
+    if os.path.isabs(binary):
+        if not os.access(binary, os.X_OK):
+            module.fail_json(msg="nginx_binary %s is not an executable file." % binary)
+        return binary
+    found = module.get_bin_path(binary, opt_dirs=["/usr/sbin", "/usr/local/sbin", "/sbin"])
+    if not found:
+        module.fail_json(msg="Cannot find %r in PATH or the sbin directories; set nginx_binary." % binary)
+    return found
+
+
+def run_nginx(module: AnsibleModule, flag: str) -> Tuple[List[str], int, bytes, str]:
+    """Run ``nginx <flag> -c <nginx_conf>``; return (argv, rc, stdout bytes, stderr text)."""
+    argv = [nginx_path(module), flag, "-c", module.params["nginx_conf"]]
+    rc, out, err = module.run_command(argv, encoding=None)
+    return argv, rc, out, err.decode("utf-8", "replace")
+
+
+def nginx_result(argv: List[str], rc: int, stderr: str) -> Dict[str, Any]:
+    result: Dict[str, Any] = {"nginx_cmd": argv, "nginx_rc": rc, "nginx_stderr": stderr}
+    if rc != 0:
+        result["nginx_error"] = nginx_error_text(stderr)
+    return result
+
+
+# -- read ------------------------------------------------------------------------------------------
+
+
+def read_operation(module: AnsibleModule) -> Dict[str, Any]:
+    path = module.params["path"]
+    data = read_bytes(path)
+    result: Dict[str, Any] = {"changed": False, "exists": data is not None}
+    if data is not None:
+        result["content"] = base64.b64encode(data).decode("ascii")
+        result["stat"] = file_stat(path, data)
+    argv, rc, out, err = run_nginx(module, "-T")
+    result.update(nginx_result(argv, rc, err))
+    result["dump"] = base64.b64encode(out).decode("ascii") if rc == 0 else ""
+    result["dump_realpaths"] = dump_realpaths(out) if rc == 0 else {}
+    return result
+
+
+# -- write -----------------------------------------------------------------------------------------
+
+
+def lock_directory() -> str:
+    for candidate in LOCK_DIRS:
+        if os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    return tempfile.gettempdir()
+
+
+def lock_path(realpath: str) -> str:
+    """The lock file of ``realpath``: outside every nginx include, named by the path's SHA-256."""
+    key = sha256_hex(realpath.encode("utf-8", "surrogateescape"))[:24]
+    return os.path.join(lock_directory(), "agaii-nginx-%s.lock" % key)
+
+
+class LockTimeout(Exception):
+    """The lock was not granted within LOCK_TIMEOUT_SECONDS."""
+
+
+def _raise_lock_timeout(signum: int, frame: Any) -> None:
+    raise LockTimeout()
+
+
+def acquire_lock(module: AnsibleModule, realpath: str) -> int:
+    """Wait for the exclusive flock of ``realpath``; it is held until the module process exits."""
+    path = lock_path(realpath)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    previous = signal.signal(signal.SIGALRM, _raise_lock_timeout)
+    signal.alarm(LOCK_TIMEOUT_SECONDS)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except LockTimeout:
+        module.fail_json(
+            msg="Another run has held the lock %s on %s for %d seconds; nothing was written."
+            % (path, realpath, LOCK_TIMEOUT_SECONDS)
+        )
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    return fd
+
+
+def decoded_content(module: AnsibleModule) -> bytes:
+    try:
+        return base64.b64decode(module.params["content"], validate=True)
+    except (ValueError, TypeError) as exc:
+        module.fail_json(msg="content is not valid base64: %s." % exc)
+        raise  # unreachable: fail_json exits
+
+
+def refuse_if_stale(module: AnsibleModule, realpath: str, current: Optional[bytes]) -> None:
+    expected = module.params["expected_sha256"].strip().lower()
+    actual = ABSENT if current is None else sha256_hex(current)
+    if actual == expected:
+        return
+    module.fail_json(
+        msg="%s changed since it was read (expected sha256 %s, found %s); nothing was written. "
+        "Run the task again to plan against the current file." % (realpath, expected, actual),
+        stale=True,
+        realpath=realpath,
+        exists=current is not None,
+        restored=False,
+    )
+
+
+def is_directory_of(directory: str, *paths: str) -> bool:
+    real = os.path.realpath(directory)
+    return any(real == os.path.realpath(os.path.dirname(os.path.abspath(path))) for path in paths)
+
+
+def write_backup(module: AnsibleModule, realpath: str) -> str:
+    backup_dir = module.params["backup_dir"]
+    if is_directory_of(backup_dir, realpath, module.params["path"]):
+        module.fail_json(
+            msg="backup_dir %s is the directory of the file, where nginx could load the backup; "
+            "choose a directory outside every nginx include. Nothing was written." % backup_dir
+        )
+    if not os.path.isdir(backup_dir):
+        os.makedirs(backup_dir, 0o700)
+        os.chmod(backup_dir, 0o700)
+    stamp = time.strftime("%Y-%m-%d@%H:%M:%S")
+    name = "%s.%s.%s~" % (os.path.basename(realpath), os.getpid(), stamp)
+    destination = os.path.join(backup_dir, name)
+    shutil.copy2(realpath, destination)
+    return destination
+
+
+def replace_atomically(module: AnsibleModule, realpath: str, data: bytes) -> None:
+    """Write ``data`` to a dot-file beside ``realpath`` and rename it over (owner, mode, SELinux kept)."""
+    directory, base = os.path.split(realpath)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % base, suffix=".agaii~", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        module.atomic_move(tmp, realpath)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def undo_write(module: AnsibleModule, realpath: str, original: Optional[bytes]) -> None:
+    if original is None:
+        os.unlink(realpath)
+    else:
+        replace_atomically(module, realpath, original)
+
+
+def write_operation(module: AnsibleModule) -> Dict[str, Any]:
+    new = decoded_content(module)
+    realpath = os.path.realpath(module.params["path"])
+    if not os.path.isdir(os.path.dirname(realpath)):
+        module.fail_json(msg="The directory of %s does not exist; nothing was written." % realpath)
+    acquire_lock(module, realpath)  # released when the module process exits
+    current = read_bytes(realpath)
+    refuse_if_stale(module, realpath, current)
+    result: Dict[str, Any] = {
+        "realpath": realpath,
+        "stale": False,
+        "restored": False,
+        "exists": current is not None,
+        "changed": current != new,
+    }
+    if current == new or module.check_mode:
+        return result
+    if module.params["backup"] and current is not None:
+        result["backup_file"] = write_backup(module, realpath)
+    replace_atomically(module, realpath, new)
+    result["sha256"] = sha256_hex(new)
+    if module.params["validate"]:
+        validate_or_undo(module, realpath, current, result)
+    return result
+
+
+def validate_or_undo(module: AnsibleModule, realpath: str, original: Optional[bytes], result: Dict[str, Any]) -> None:
+    argv, rc, _out, err = run_nginx(module, "-t")
+    result.update(nginx_result(argv, rc, err))
+    if rc == 0:
+        return
+    undo_write(module, realpath, original)
+    result.update(changed=False, restored=True, sha256=None)
+    what = "removed it again" if original is None else "restored the original bytes"
+    module.fail_json(
+        msg="nginx -t failed after writing %s, so the module %s: %s" % (realpath, what, result["nginx_error"]), **result
+    )
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=ARGUMENT_SPEC,
+        required_if=[("operation", "write", ("content", "expected_sha256"))],
+        supports_check_mode=True,
+    )
+    if module.params["operation"] == "read":
+        module.exit_json(**read_operation(module))
+    module.exit_json(**write_operation(module))
+
+
+if __name__ == "__main__":
+    main()

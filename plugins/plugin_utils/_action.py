@@ -1,0 +1,56 @@
+# Copyright (c) 2026, agaii.nginx contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The base of the editing action plugins (ws_location, upgrade_map). PRIVATE to the collection."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Dict, Optional
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.basic import missing_required_lib
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._model import CROSSPLANE_IMPORT_ERROR, HAS_CROSSPLANE
+from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import TARGET_MODULE, RunTarget, TaskFailed
+
+FILE_OPTIONS: Dict[str, Dict[str, Any]] = {
+    "backup": {"type": "bool", "default": False},
+    "backup_dir": {"type": "path", "default": "/var/backups/nginx"},
+    "validate": {"type": "bool", "default": True},
+    "nginx_binary": {"type": "str", "default": "nginx"},
+    "nginx_conf": {"type": "path", "default": "/etc/nginx/nginx.conf"},
+}
+
+
+class EditingAction(ActionBase):
+    """Validate the arguments, then ``converge``; engine refusals and target failures become ``failed``."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+    _supports_async = False
+    ARGUMENT_SPEC: ClassVar[Dict[str, Dict[str, Any]]] = {}
+
+    def run(self, tmp: Any = None, task_vars: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+        result = super().run(tmp, task_vars)
+        _validation, args = self.validate_argument_spec(argument_spec=self.ARGUMENT_SPEC)
+        if not HAS_CROSSPLANE:
+            raise AnsibleActionFail(missing_required_lib("crossplane"), orig_exc=CROSSPLANE_IMPORT_ERROR)
+        try:
+            result.update(self.converge(args, self._runner(task_vars or {})))
+        except TaskFailed as failure:
+            result.update(failure.result)
+        except NginxConfigError as err:
+            result.update(TaskFailed(str(err)).result)
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def converge(self, args: Dict[str, Any], run: RunTarget) -> Dict[str, Any]:
+        raise NotImplementedError
+
+    def _runner(self, task_vars: Dict[str, Any]) -> RunTarget:
+        def run(module_args: Dict[str, Any]) -> Dict[str, Any]:
+            return self._execute_module(module_name=TARGET_MODULE, module_args=module_args, task_vars=task_vars)
+
+        return run

@@ -1,0 +1,171 @@
+"""The incident, reproduced and fixed on this machine: run by ``scripts/demo``.
+
+A private nginx (127.0.0.1, its own prefix; the system nginx is never touched) proxies ``/api/`` to a
+FastAPI app under uvicorn, exactly like the broken production site. The script shows the WebSocket
+handshake failing, runs the ``agaii.nginx.ws_proxy`` role with ``--diff``, and proves the fix with a
+``101 Switching Protocols`` and an echo. Everything it starts is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / ".build" / "collections"))  # scripts/setup links the checkout there
+
+from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import handshake  # noqa: E402
+from tests.support.nginx_sandbox import NginxSandbox  # noqa: E402
+from tests.support.processes import ManagedProcess, free_port, wait_for_port  # noqa: E402
+
+WS_PATH = "/api/mqtt/ws/hints/session-874q8t"
+ECHO = "hint for session-874q8t"
+BROKEN_SITE = """\
+server {{
+    listen {listen};
+    server_name app.example.com;
+
+    location / {{
+        root /var/www/html;
+        try_files $uri /index.html;
+    }}
+
+    location /api/ {{
+        proxy_pass http://{upstream};
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+    }}
+}}
+"""
+
+
+def say(text: str) -> None:
+    print(f"\n\033[1m== {text}\033[0m", flush=True)
+
+
+def start_backend(workdir: Path) -> ManagedProcess:
+    port = free_port()
+    argv = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.support.backends.asgi_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-proxy-headers",
+        "--log-level",
+        "warning",
+    ]
+    process = ManagedProcess(argv, workdir / "uvicorn.log", cwd=REPO)
+    process.start()
+    wait_for_port("127.0.0.1", port, timeout=20, process=process)
+    process.port = port  # type: ignore[attr-defined]
+    return process
+
+
+def probe(sandbox: NginxSandbox) -> bool:
+    result = handshake(sandbox.ws_url(WS_PATH), host="app.example.com", echo=ECHO, timeout=5)
+    print(f"   handshake to {WS_PATH}: {result.status_line or result.error}")
+    if result.status == 101:
+        print(f"   echo: sent {ECHO!r}, received {result.echo_received!r}")
+        return result.echo_received == ECHO
+    if result.body:
+        print(f"   body: {result.body.strip()[:200]}")
+    return False
+
+
+def health(sandbox: NginxSandbox) -> int:
+    request = urllib.request.Request(sandbox.url("/api/health"), headers={"Host": "app.example.com"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return response.status
+
+
+def run_role(sandbox: NginxSandbox, site: Path, workdir: Path) -> int:
+    playbook = workdir / "fix.yml"
+    playbook.write_text(
+        json.dumps(
+            [
+                {
+                    "name": "Fix WebSocket proxying (the incident's fix-websocket.sh, as code)",
+                    "hosts": "localhost",
+                    "gather_facts": False,
+                    "roles": [
+                        {
+                            "role": "agaii.nginx.ws_proxy",
+                            "vars": {
+                                "ws_proxy_site": str(site),
+                                "ws_proxy_nginx_conf": str(sandbox.conf),
+                                "ws_proxy_reload_method": "signal",
+                                "ws_proxy_verify_url": sandbox.ws_url(WS_PATH),
+                                "ws_proxy_verify_host": "app.example.com",
+                            },
+                        }
+                    ],
+                }
+            ],
+            indent=2,
+        )
+    )
+    env = dict(
+        os.environ,
+        ANSIBLE_COLLECTIONS_PATH=str(REPO / ".build" / "collections"),
+        ANSIBLE_NOCOLOR="0",
+        ANSIBLE_FORCE_COLOR="1",
+        ANSIBLE_LOCALHOST_WARNING="false",
+    )
+    command = [
+        str(Path(sys.executable).parent / "ansible-playbook"),
+        "-i",
+        "localhost,",
+        "-c",
+        "local",
+        "--diff",
+        str(playbook),
+    ]
+    print("   $ " + " ".join([*command[:1], "...", "--diff", "fix.yml"]), flush=True)
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+def main() -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="agaii-demo-"))
+    backend = start_backend(workdir)
+    sandbox = NginxSandbox()
+    try:
+        say(f"1. The incident: nginx on {sandbox.listen} proxies /api/ to FastAPI on 127.0.0.1:{backend.port}")
+        site = sandbox.write_site(
+            "app", BROKEN_SITE.format(listen=sandbox.listen, upstream=f"127.0.0.1:{backend.port}")
+        )
+        sandbox.start()
+        print(f"   site: {sandbox.root / 'sites-enabled' / 'app'} -> {site}")
+        print(f"   /api/health through nginx: HTTP {health(sandbox)}")
+        say("2. The WebSocket through nginx, before the fix")
+        if probe(sandbox):
+            print("   unexpected: the WebSocket already works")
+            return 1
+        print("   -> broken: nginx sends the upgrade request as a plain GET (no Upgrade/Connection headers)")
+        say("3. The fix: ansible-playbook with the agaii.nginx.ws_proxy role")
+        if run_role(sandbox, sandbox.root / "sites-enabled" / "app", workdir) != 0:
+            print("   the role failed")
+            return 1
+        say("4. The proof, from outside Ansible")
+        working = probe(sandbox)
+        print(f"   /api/health through nginx: HTTP {health(sandbox)}")
+        print("\n" + ("FIXED: 101 Switching Protocols and the echo came back." if working else "NOT FIXED"))
+        return 0 if working else 1
+    finally:
+        sandbox.stop()
+        sandbox.cleanup()
+        backend.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
