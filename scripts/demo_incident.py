@@ -128,10 +128,12 @@ def run_role(sandbox: NginxSandbox, site: Path, workdir: Path) -> int:
         "localhost,",
         "-c",
         "local",
+        "-e",
+        f"ansible_python_interpreter={sys.executable}",
         "--diff",
         str(playbook),
     ]
-    print("   $ " + " ".join([*command[:1], "...", "--diff", "fix.yml"]), flush=True)
+    print(f"   $ ansible-playbook -i localhost, -c local --diff {playbook}", flush=True)
     return subprocess.run(command, env=env, check=False).returncode
 
 
