@@ -179,7 +179,7 @@ def build_request_headers(
         defaults.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
     for name, value in defaults:
         _check_header(name, value)
-    replaced = {name.lower() for name, _ in extra}
+    replaced = {name.lower() for name, _value in extra}
     return [pair for pair in defaults if pair[0].lower() not in replaced] + extra
 
 
@@ -377,8 +377,12 @@ class _Session:
             sock.close()
             raise
 
+    def _require_connection(self) -> None:
+        if self.conn is None:
+            raise ProtocolViolation("the connection is not open")
+
     def _exchange(self) -> None:
-        assert self.conn is not None
+        self._require_connection()
         self.phase = "sending the upgrade request"
         self.conn.send(self.plan.request)
         self.phase = "reading the response"
@@ -395,7 +399,7 @@ class _Session:
     # ---------------------------------------------------------------- response head
 
     def _read_head(self) -> None:
-        assert self.conn is not None
+        self._require_connection()
         head = self.conn.read_until(b"\r\n\r\n", MAX_HEAD_BYTES, "response head")
         lines = head.decode("latin-1").split("\r\n")
         while lines and not lines[0]:
@@ -429,7 +433,7 @@ class _Session:
     # ------------------------------------------------------------------------- echo
 
     def _echo(self, text: str) -> None:
-        assert self.conn is not None
+        self._require_connection()
         self.conn.send(encode_frame(OP_TEXT, text.encode("utf-8")))
         opcode, payload = self._read_message()
         self.result.echo_received = payload.decode("utf-8", "replace")
@@ -455,7 +459,7 @@ class _Session:
                 return opcode, b"".join(parts)
 
     def _control_frame(self, opcode: int, payload: bytes) -> None:
-        assert self.conn is not None
+        self._require_connection()
         if opcode == OP_PING:
             self.conn.send(encode_frame(OP_PONG, payload))
         elif opcode == OP_CLOSE:
@@ -466,7 +470,7 @@ class _Session:
             raise ProtocolViolation(f"server sent a close frame (code {code}{detail})")
 
     def _read_frame(self) -> Tuple[bool, int, bytes]:
-        assert self.conn is not None
+        self._require_connection()
         first, second = self.conn.read_exact(2, "frame header")
         if first & 0x70:
             raise ProtocolViolation("frame with reserved bits set (unnegotiated extension?)")
@@ -495,7 +499,7 @@ class _Session:
 
         The wait (at most CLOSE_GRACE_SECONDS) is skipped after an error such as an echo timeout.
         """
-        assert self.conn is not None
+        self._require_connection()
         self.conn.deadline = time.monotonic() + min(CLOSE_GRACE_SECONDS, self.plan.timeout)
         try:
             self.conn.send(encode_frame(OP_CLOSE, close_payload(CLOSE_NORMAL)))

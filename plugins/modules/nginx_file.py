@@ -22,7 +22,7 @@ description:
     bytes are put back (or the new file is removed) and the task fails with nginx's message.
   - Most users do not call this module directly.
 author:
-  - agaii.nginx contributors
+  - agaii.nginx contributors (@agaii)
 options:
   operation:
     description:
@@ -74,6 +74,8 @@ options:
       - The main nginx configuration file used for C(nginx -T) and C(nginx -t).
     type: path
     default: /etc/nginx/nginx.conf
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full

@@ -23,7 +23,7 @@ description:
   - This module runs on the controller; the target needs only Python and nginx (see
     M(agaii.nginx.nginx_file)).
 author:
-  - agaii.nginx contributors
+  - agaii.nginx contributors (@agaii)
 requirements:
   - crossplane (Python library, on the controller)
   - nginx and Python 3.9 or newer on the managed node
@@ -62,14 +62,22 @@ options:
     description: The main nginx configuration file.
     type: path
     default: /etc/nginx/nginx.conf
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
     support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
   diff_mode:
     support: full
   platform:
+    support: full
     platforms: posix
 seealso:
   - module: agaii.nginx.ws_location

@@ -33,7 +33,7 @@ description:
     back if the test fails.
   - A configuration that already fails C(nginx -t) is refused untouched, with nginx's message.
 author:
-  - agaii.nginx contributors
+  - agaii.nginx contributors (@agaii)
 requirements:
   - crossplane (Python library, on the controller)
   - nginx and Python 3.9 or newer on the managed node
@@ -143,11 +143,18 @@ options:
       - The main nginx configuration file on the managed node.
     type: path
     default: /etc/nginx/nginx.conf
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
 attributes:
   action:
     support: full
     details:
       - The planning runs on the controller; the managed node runs M(agaii.nginx.nginx_file).
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
   check_mode:
     support: full
     details:
@@ -161,7 +168,7 @@ attributes:
     platforms: posix
 notes:
   - The module does not reload nginx. Notify a handler that runs C(systemctl reload nginx) (the
-    C(agaii.nginx.ws_proxy) role does) when RV(changed=true).
+    C(agaii.nginx.ws_proxy) role does) when it reports C(changed=true).
   - nginx's C(nginx -t) cannot see a location that is shadowed by another one. The module therefore
     routes a sample WebSocket URI (RV(sample_uri)) through the server's locations before and after the
     edit and refuses a plan in which the WebSocket location would not answer it.

@@ -20,7 +20,7 @@ description:
     upgrade headers never reached it; 505 means nginx spoke HTTP/1.0 to an RFC-strict backend).
   - Standard library only; it runs on the managed node or, with C(delegate_to), on the controller.
 author:
-  - agaii.nginx contributors
+  - agaii.nginx contributors (@agaii)
 options:
   url:
     description:
@@ -57,13 +57,17 @@ options:
       - The HTTP status that counts as success. Keep V(101) except to assert that an endpoint refuses.
     type: int
     default: 101
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
-    details: The probe only reads; it runs in check mode too.
+    details:
+      - The probe only reads; it runs in check mode too.
   diff_mode:
     support: none
   platform:
+    support: full
     platforms: posix
 notes:
   - The probe opens one TCP connection and closes it with a WebSocket close frame.

@@ -23,7 +23,6 @@ CLOSE = "}"
 COMMENT = "#"
 
 _SPACE = re.compile(rb"[ \t\r\n]+")
-_COMMENT = re.compile(rb"#[^\n]*")
 # A bare word: "\x" escapes any byte, "${" keeps going (a variable), and only whitespace, ";" and
 # "{" end it. A "}" inside a word is part of the word, exactly as nginx reads it.
 _WORD = re.compile(rb"(?:\\[\s\S]|\$\{|[^ \t\r\n;{\\])+")
@@ -95,16 +94,15 @@ class Lexer:
             self._advance_to(start + 1)
             return Token(byte.decode(), byte, start, start + 1, line)
         if byte == b"#":
-            match = _COMMENT.match(data, start)
-            assert match is not None
-            self._advance_to(match.end())
-            return Token(COMMENT, match.group(0), start, match.end(), line)
+            end = data.find(b"\n", start)
+            end = len(data) if end < 0 else end
+            self._advance_to(end)
+            return Token(COMMENT, data[start:end], start, end, line)
         if byte in (b'"', b"'"):
             return self._read_quoted(byte)
-        match = _WORD.match(data, start)
-        assert match is not None  # the word pattern matches any byte the branches above do not
-        self._advance_to(match.end())
-        return Token(WORD, unescape(match.group(0)), start, match.end(), line)
+        end = _word_end(data, start)
+        self._advance_to(end)
+        return Token(WORD, unescape(data[start:end]), start, end, line)
 
     def _read_quoted(self, quote: bytes) -> Token:
         data, start, line = self.data, self.pos, self.line
@@ -116,6 +114,12 @@ class Lexer:
         if end < len(data) and data[end] not in _AFTER_QUOTE_OK:
             raise self.error(f'unexpected "{chr(data[end])}" after a quoted argument')
         return Token(QUOTED, unescape(match.group(0)[1:-1]), start, end, line)
+
+
+def _word_end(data: bytes, start: int) -> int:
+    match = _WORD.match(data, start)
+    # the word pattern matches at least one byte wherever a token can start after the checks above
+    return match.end() if match else start + 1
 
 
 def tokenize(data: bytes, filename: str = "<config>") -> Iterator[Token]:

@@ -50,9 +50,9 @@ def plan_map(config: Config, variable: Optional[str] = None, map_file: Optional[
     if name in config.all_map_variables():
         raise MapConflictError(
             f"${name} is already defined by a map on another variable",
-            None,
-            None,
-            "Choose another variable name.",
+            filename=None,
+            line=None,
+            hint="Choose another variable name.",
         )
     plan = MapPlan(variable=name)
     if map_file:
@@ -89,24 +89,24 @@ def _plan_in_named_file(config: Config, plan: MapPlan, path: str) -> None:
         else:
             raise MapConflictError(
                 "this file is not included in http{}",
-                path,
-                None,
-                "Choose a file that an include inside http{} loads.",
+                filename=path,
+                line=None,
+                hint="Choose a file that an include inside http{} loads.",
             )
         return
-    if not any(glob_match(pattern, path) or pattern == path for _, pattern in config.http_includes()):
-        patterns = ", ".join(p for _, p in config.http_includes()) or "none"
+    if not any(glob_match(pattern, path) or pattern == path for _include, pattern in config.http_includes()):
+        patterns = ", ".join(p for _include, p in config.http_includes()) or "none"
         raise MapConflictError(
             "no include inside http{} would load this new file",
-            path,
-            None,
-            f"Choose a path matched by one of: {patterns}.",
+            filename=path,
+            line=None,
+            hint=f"Choose a path matched by one of: {patterns}.",
         )
     _create_file(config, plan, path)
 
 
 def _plan_default_place(config: Config, plan: MapPlan) -> None:
-    for _, pattern in config.http_includes():
+    for _include, pattern in config.http_includes():
         directory, base = posixpath.split(pattern)
         candidate = posixpath.join(directory, DEFAULT_MAP_FILE)
         if posixpath.basename(directory) == "conf.d" and glob_match(pattern, candidate) and base != DEFAULT_MAP_FILE:
@@ -116,7 +116,7 @@ def _plan_default_place(config: Config, plan: MapPlan) -> None:
 
 
 def _files_in_http(config: Config) -> List[str]:
-    return [path for include, _ in config.http_includes() for path in config.included_files(include)]
+    return [path for include, _pattern in config.http_includes() for path in config.included_files(include)]
 
 
 def _create_file(config: Config, plan: MapPlan, path: str) -> None:
@@ -145,9 +145,9 @@ def _plan_in_http_block(config: Config, plan: MapPlan) -> None:
     if http is None or http.file != config.main:
         raise MapConflictError(
             "no http{} block found in the main configuration",
-            config.main,
-            None,
-            "Give map_file: a file included inside http{}.",
+            filename=config.main,
+            line=None,
+            hint="Give map_file: a file included inside http{}.",
         )
     file = config.files[config.main]
     layout = Layout(file)

@@ -105,7 +105,7 @@ def directive_key(directive: Directive) -> Tuple[str, ...]:
 
 
 def tree(config: Config, server: Server) -> List[LocationNode]:
-    return build_tree(server.directives(), lambda d: config.level(d))
+    return build_tree(server.directives(), config.level)
 
 
 def route_summary(result: Route) -> Dict[str, Optional[str]]:
@@ -316,7 +316,8 @@ class _Planner:
 
     def _plan_insert(self, server: Server, outcome: ServerOutcome) -> List[Edit]:
         anchor = self._anchor(server)
-        assert anchor is not None  # _select_servers keeps only servers with an anchor
+        if anchor is None:  # pragma: no cover - _select_servers keeps only servers with an anchor
+            raise AnchorNotFoundError(f"no location for {self.settings.before!r}", server.file, server.line)
         proxy_pass, form, why = self._choose_form(server, anchor)
         outcome.action, outcome.form = "inserted", form
         outcome.reasons.append(why)
@@ -361,8 +362,7 @@ class _Planner:
                 anchor.line,
                 "Use match=auto or match=prefix for the ^~ form.",
             )
-        assert regex_pass is not None
-        return regex_pass, "regex", "regex form: placed ahead of the anchor and every regex that matches"
+        return regex_pass or "", "regex", "regex form: placed ahead of the anchor and every regex that matches"
 
     def _regex_cannot_win(self, server: Server, anchor: Directive) -> Optional[str]:
         """Why a regex at the anchor's level would never be checked for the sample URI (None: it would)."""
@@ -474,7 +474,7 @@ class _Planner:
                     existing.line,
                     "Set proxy_pass.",
                 )
-            regex_pass, prefix_pass, _ = self._proxy_pass_forms(anchor)
+            regex_pass, prefix_pass, _why_not_regex = self._proxy_pass_forms(anchor)
             chosen = prefix_pass if location_match(existing)[0] in ("", "^~") else regex_pass
             if chosen is None:
                 raise CannotWinError(

@@ -57,10 +57,9 @@ def compile_location_regex(source: str, caseless: bool) -> CompiledRegex:
     if cached is None:
         cached = _compile(source, caseless)
         _REGEX_CACHE[key] = cached
-    if isinstance(cached, RegexUnknown):
-        raise cached
-    assert isinstance(cached, CompiledRegex)
-    return cached
+    if isinstance(cached, CompiledRegex):
+        return cached
+    raise cached  # type: ignore[misc]  # a cached RegexUnknown
 
 
 def _compile(source: str, caseless: bool) -> object:
@@ -151,8 +150,7 @@ def _find(locations: Sequence[LocationNode], uri: str, raw: bytes, result: Route
     """Port of ngx_http_core_find_location. Returns 'ok' (final), 'again' or 'declined'."""
     status, prefix = _find_static(locations, uri, result)
     noregex = False
-    if status == "again":
-        assert prefix is not None
+    if status == "again" and prefix is not None:
         noregex = prefix.modifier == "^~"
         if prefix.children:
             status = _find(prefix.children, uri, raw, result)

@@ -52,7 +52,7 @@ class GeneratedSet:
 
 
 def _random_path(rng: random.Random, parent: str = "/") -> str:
-    parts = [rng.choice(SEGMENTS) for _ in range(rng.randint(0, 2))]
+    parts = [rng.choice(SEGMENTS) for _segment in range(rng.randint(0, 2))]
     path = parent.rstrip("/") + "/" + "/".join(parts)
     if parts and rng.random() < 0.5:
         path += "/"
@@ -67,7 +67,7 @@ def _regex(rng: random.Random) -> str:
 def _locations(rng: random.Random, gen: GeneratedSet, depth: int, parent: Optional[str], indent: str) -> None:
     used_static: Set[Tuple[bool, str]] = set()
     used_regex: Set[str] = set()
-    for _ in range(rng.randint(2, 6) if depth == 0 else rng.randint(1, 3)):
+    for _attempt in range(rng.randint(2, 6) if depth == 0 else rng.randint(1, 3)):
         kind = rng.choice(["", "", "^~", "=", "~", "~*"])
         if kind in ("~", "~*"):
             path = _regex(rng)

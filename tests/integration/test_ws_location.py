@@ -274,7 +274,7 @@ class Ansible:
     @staticmethod
     def finish(started: Tuple[subprocess.Popen[str], float]) -> Run:
         popen, began = started
-        output, _ = popen.communicate(timeout=180)
+        output, _stderr = popen.communicate(timeout=180)
         assert popen.returncode == 0, output
         found = re.search(rf'"{RESULTS_MARKER}([A-Za-z0-9+/=]+)"', output)
         assert found, output

@@ -1,7 +1,9 @@
 """Golden before/after cases for the planner: ``tests/unit/golden/<case>/``.
 
 Each case holds ``before.conf``, the expected ``after.conf`` and optionally ``case.json`` with the
-planner settings and facts about the case (``absent_restores``: whether state=absent on the result
+planner settings and facts about the case. The files are stored as UTF-8 with LF line ends (so the
+repository's own sanity checks pass); ``"newline": "crlf"`` and ``"encoding": "latin-1"`` in case.json
+turn them into CRLF or Latin-1 bytes before the test sees them (``absent_restores``: whether state=absent on the result
 gives the original bytes back). ``python -m tests.unit.plugin_utils.golden`` rewrites every
 ``after.conf`` from the current planner (``handshake``: whether the integration test proves a
 101 through nginx with it): review the diff before committing it.
@@ -9,6 +11,7 @@ gives the original bytes back). ``python -m tests.unit.plugin_utils.golden`` rew
 
 from __future__ import annotations
 
+import importlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -27,10 +30,24 @@ class GoldenCase:
     settings: Dict[str, Any] = field(default_factory=dict)
     absent_restores: bool = True
     handshake: bool = True
+    newline: str = "lf"
+    encoding: str = "utf-8"
 
     @property
     def directory(self) -> Path:
         return GOLDEN_DIR / self.name
+
+
+def as_case_bytes(stored: bytes, meta: Dict[str, Any]) -> bytes:
+    """Stored (UTF-8, LF) → the bytes the case is about."""
+    data = stored.decode("utf-8").encode(meta.get("encoding", "utf-8"))
+    return data.replace(b"\n", b"\r\n") if meta.get("newline") == "crlf" else data
+
+
+def as_stored_bytes(data: bytes, case: GoldenCase) -> bytes:
+    if case.newline == "crlf":
+        data = data.replace(b"\r\n", b"\n")
+    return data.decode(case.encoding).encode("utf-8")
 
 
 def load_cases() -> List[GoldenCase]:
@@ -41,11 +58,13 @@ def load_cases() -> List[GoldenCase]:
         cases.append(
             GoldenCase(
                 name=directory.name,
-                before=(directory / "before.conf").read_bytes(),
-                after=after.read_bytes() if after.exists() else b"",
+                before=as_case_bytes((directory / "before.conf").read_bytes(), meta),
+                after=as_case_bytes(after.read_bytes(), meta) if after.exists() else b"",
                 settings=meta.get("settings", {}),
                 absent_restores=meta.get("absent_restores", True),
                 handshake=meta.get("handshake", True),
+                newline=meta.get("newline", "lf"),
+                encoding=meta.get("encoding", "utf-8"),
             )
         )
     return cases
@@ -62,12 +81,12 @@ def plan_case(case: GoldenCase) -> bytes:
 
 def regenerate() -> None:
     for case in load_cases():
-        (case.directory / "after.conf").write_bytes(plan_case(case))
+        (case.directory / "after.conf").write_bytes(as_stored_bytes(plan_case(case), case))
         print(f"wrote {case.directory / 'after.conf'}")
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(GOLDEN_DIR.parents[2] / ".build" / "collections"))
-    import tests.conftest  # noqa: F401  (links the checkout as the collection)
+    importlib.import_module("tests.conftest")  # links the checkout as the collection
 
     regenerate()
