@@ -266,6 +266,8 @@ class Ansible:
         extra = {"steps": [{"args": s.args} for s in steps], "watch": str(watch)}
         (run_dir / "vars.json").write_text(json.dumps(extra))
         argv = [str(ANSIBLE_PLAYBOOK), "playbook.yml", "-e", "@vars.json"]
+        if os.environ.get("AGAII_TARGET_PYTHON"):  # the version matrix runs target-side modules on Python 3.9
+            argv += ["-e", f"ansible_python_interpreter={os.environ['AGAII_TARGET_PYTHON']}"]
         popen = subprocess.Popen(
             argv, cwd=run_dir, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
