@@ -123,6 +123,11 @@ elapsed:
   description: Seconds the probe took.
   returned: always
   type: float
+error:
+  description: What went wrong, with the phase it happened in (connecting, reading the response, the echo).
+  returned: when something went wrong
+  type: str
+  sample: "connecting to 127.0.0.1:8000: connection refused"
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -178,6 +183,8 @@ def main() -> None:
         accept_ok=result.accept_ok,
         elapsed=result.elapsed,
     )
+    if result.error:
+        output["error"] = result.error
     if params["echo"] is not None and result.status == 101:
         output["echo_received"] = result.echo_received
     if result.status != 101:

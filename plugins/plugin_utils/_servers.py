@@ -18,7 +18,7 @@ def name_matches(pattern: str, host: str) -> bool:
         return True
     if pattern.startswith("~"):
         try:
-            return re.search(pattern[1:], host) is not None
+            return re.search(pattern[1:], host, re.IGNORECASE) is not None  # nginx matches regex names caselessly
         except re.error:
             return False
     pattern = pattern.lower()
