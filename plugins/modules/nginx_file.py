@@ -48,33 +48,9 @@ options:
       - V(absent) means the file must not exist yet; the write creates it.
       - Required with O(operation=write).
     type: str
-  backup:
-    description:
-      - Copy the current file into O(backup_dir) before replacing it.
-    type: bool
-    default: false
-  backup_dir:
-    description:
-      - Directory for backups, created with mode C(0700) when missing.
-      - Never the directory of O(path) (a backup in C(sites-enabled/) would be loaded by nginx).
-    type: path
-    default: /var/backups/nginx
-  validate:
-    description:
-      - Run C(nginx -t -c) O(nginx_conf) after the write and undo the write if it fails.
-    type: bool
-    default: true
-  nginx_binary:
-    description:
-      - The nginx executable, a name looked up in E(PATH) and the sbin directories, or an absolute path.
-    type: str
-    default: nginx
-  nginx_conf:
-    description:
-      - The main nginx configuration file used for C(nginx -T) and C(nginx -t).
-    type: path
-    default: /etc/nginx/nginx.conf
 extends_documentation_fragment:
+  - agaii.nginx.nginx
+  - agaii.nginx.nginx.edit
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:

@@ -62,14 +62,6 @@ options:
       - With O(diagnose), the handshake through nginx connects here (default - the listen address, or
         V(127.0.0.1) for a wildcard listen).
     type: str
-  nginx_binary:
-    description: The nginx executable on the managed node.
-    type: str
-    default: nginx
-  nginx_conf:
-    description: The main nginx configuration file.
-    type: path
-    default: /etc/nginx/nginx.conf
   diagnose:
     description:
       - Run the layered diagnosis and return RV(verdict). Give V({}) for the defaults.
@@ -109,6 +101,7 @@ options:
         type: bool
         default: true
 extends_documentation_fragment:
+  - agaii.nginx.nginx
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:

@@ -42,27 +42,9 @@ options:
       - Default is discovered - a new C(websocket-upgrade-map.conf) in the included C(conf.d/), else the
         C(http{}) block of O(nginx_conf).
     type: path
-  backup:
-    description: Copy an existing file into O(backup_dir) before changing it.
-    type: bool
-    default: false
-  backup_dir:
-    description: Directory for backups, created when missing; never inside an nginx include glob.
-    type: path
-    default: /var/backups/nginx
-  validate:
-    description: Run C(nginx -t) after the write and undo the write if it fails.
-    type: bool
-    default: true
-  nginx_binary:
-    description: The nginx executable.
-    type: str
-    default: nginx
-  nginx_conf:
-    description: The main nginx configuration file.
-    type: path
-    default: /etc/nginx/nginx.conf
 extends_documentation_fragment:
+  - agaii.nginx.nginx
+  - agaii.nginx.nginx.edit
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:

@@ -116,34 +116,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  backup:
-    description:
-      - Keep a copy of the file in O(backup_dir) before changing it.
-    type: bool
-    default: false
-  backup_dir:
-    description:
-      - Where backups go, created with mode C(0700). It must be outside every nginx include glob; a
-        backup inside C(sites-enabled/) would be loaded by nginx.
-    type: path
-    default: /var/backups/nginx
-  validate:
-    description:
-      - Run C(nginx -t -c) O(nginx_conf) after writing, and restore the original bytes if it fails.
-      - Only turn this off when a later step validates the whole configuration.
-    type: bool
-    default: true
-  nginx_binary:
-    description:
-      - The nginx executable on the managed node, a name or an absolute path.
-    type: str
-    default: nginx
-  nginx_conf:
-    description:
-      - The main nginx configuration file on the managed node.
-    type: path
-    default: /etc/nginx/nginx.conf
 extends_documentation_fragment:
+  - agaii.nginx.nginx
+  - agaii.nginx.nginx.edit
   - ansible.builtin.action_common_attributes
   - ansible.builtin.action_common_attributes.flow
 attributes:
