@@ -195,7 +195,7 @@ class FleetBuilder:
         argv = [sys.executable, "-m", "tests.support.backends.strict_server", "--host", LOCALHOST, "--port", str(port)]
         process = ManagedProcess(argv, self.workdir / "stopped-backend.log", cwd=REPO_ROOT).start()
         self.processes.append(process)
-        wait_for_port(LOCALHOST, port, 20, process=process)
+        wait_for_port(LOCALHOST, port, 90, process=process)
         return Backend("stopped", port, process)
 
     def _after_start_backend_stopped(self, sandbox: NginxSandbox) -> None:

@@ -249,7 +249,7 @@ class NginxSandbox:
     def running(self) -> bool:
         return self.process is not None and self.process.running()
 
-    def start(self, ports: Optional[Iterable[int]] = None, timeout: float = 10.0) -> NginxSandbox:
+    def start(self, ports: Optional[Iterable[int]] = None, timeout: float = 60.0) -> NginxSandbox:
         """Run the master in the foreground and wait until its workers serve.
 
         Waits for the pid file (nginx writes it after binding every listening socket, so connections
@@ -299,7 +299,7 @@ class NginxSandbox:
     def reload(
         self,
         wait_for: Optional[Callable[[], bool]] = None,
-        timeout: float = 10.0,
+        timeout: float = 60.0,
         check: bool = True,
     ) -> None:
         """``nginx -s reload`` and wait until the new configuration serves.

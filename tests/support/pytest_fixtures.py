@@ -23,7 +23,8 @@ from tests.support.nginx_sandbox import NginxSandbox, find_nginx
 from tests.support.processes import LOCALHOST, ManagedProcess, free_port, wait_for_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BACKEND_START_TIMEOUT = 20.0
+# Readiness waits, not timed assertions: generous because CI machines can be heavily loaded.
+BACKEND_START_TIMEOUT = 90.0
 NGINX_MISSING = "nginx is not installed (looked at $NGINX_BIN, PATH and /usr/sbin/nginx)"
 _CALL_FAILED = pytest.StashKey[bool]()
 
