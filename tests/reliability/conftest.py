@@ -1,0 +1,88 @@
+"""Figures of the reliability tests: every test records what it counted, and the run prints them.
+
+A test calls ``figures.record(section, name, value)``. Each figure is printed at once and appended
+(one JSON object per line) to ``$AGAII_FIGURES_FILE`` (default ``.build/reliability/figures.jsonl``);
+the terminal summary of the run (the controller, also under pytest-xdist) prints them all, which is
+where the numbers in ``docs/reliability.md`` come from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from ansible_collections.agaii.nginx.plugins.modules.nginx_file import lock_path
+from tests.support.pytest_fixtures import REPO_ROOT
+
+FIGURES_FILE = Path(os.environ.get("AGAII_FIGURES_FILE", REPO_ROOT / ".build" / "reliability" / "figures.jsonl"))
+
+
+class Figures:
+    """Appends figures to the shared file; one instance per test."""
+
+    def __init__(self, test: str) -> None:
+        self.test = test
+
+    def record(self, section: str, name: str, value: Any) -> None:
+        entry = {"section": section, "name": name, "value": value, "test": self.test, "time": time.time()}
+        FIGURES_FILE.parent.mkdir(parents=True, exist_ok=True)
+        with FIGURES_FILE.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+        print(f"[figure] {section}: {name} = {value}")
+
+    def record_all(self, section: str, values: Dict[str, Any]) -> None:
+        for name, value in values.items():
+            self.record(section, name, value)
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
+    yield Figures(request.node.nodeid)
+
+
+@pytest.fixture(autouse=True)
+def _remove_sandbox_locks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """nginx_file leaves one lock file per edited path in /run/lock: remove those of the test's sandbox."""
+    sandbox = request.getfixturevalue("nginx_sandbox") if "nginx_sandbox" in request.fixturenames else None
+    yield
+    if sandbox is not None:
+        remove_lock_files(sandbox.root)
+
+
+def remove_lock_files(root: Path) -> None:
+    for directory, _dirs, names in os.walk(root):
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path(os.path.realpath(os.path.join(directory, name))))
+
+
+def _is_controller(config: pytest.Config) -> bool:
+    return not hasattr(config, "workerinput")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if _is_controller(session.config) and FIGURES_FILE.exists():
+        FIGURES_FILE.unlink()
+
+
+def read_figures() -> List[Dict[str, Any]]:
+    if not FIGURES_FILE.exists():
+        return []
+    return [json.loads(line) for line in FIGURES_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    entries = read_figures()
+    if not entries or not _is_controller(config):
+        return
+    terminalreporter.section("reliability figures")
+    for entry in sorted(entries, key=lambda e: (e["section"], e["time"])):
+        terminalreporter.write_line(f"{entry['section']}: {entry['name']} = {entry['value']}")
+    terminalreporter.write_line(f"(also in {FIGURES_FILE})")

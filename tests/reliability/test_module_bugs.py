@@ -1,0 +1,143 @@
+"""Bugs the reliability tests found in the modules and actions, each as a minimal reproduction
+(``xfail(strict=True)``). When one is fixed its test passes, the strict xfail fails the run, and the
+marker must go (with the matching "known" entry in test_injection.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
+from tests.reliability.harness import converge, message, run_nginx_file
+from tests.reliability.workspace import incident_site, loaded_directives
+from tests.support.faults import ROOT_REASON, fill, is_root, readonly, tmpfs, tmpfs_on
+from tests.support.nginx_sandbox import NginxSandbox
+
+pytestmark = pytest.mark.nginx
+needs_root = pytest.mark.skipif(not is_root(), reason=ROOT_REASON)
+
+
+def upgrade_maps(sandbox: NginxSandbox) -> int:
+    return sum(1 for d in loaded_directives(sandbox) if d.name == "map" and d.args[:1] == ["$http_upgrade"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="upgrade_map does not refuse control characters in map_file: it creates conf.d/<name with a line "
+    "feed>.conf, whose `# configuration file` line in `nginx -T` splits in two, so the next run does not "
+    "see the map and adds a second one (nginx silently uses the last)",
+)
+def test_map_file_with_a_line_feed_is_refused(nginx_sandbox: NginxSandbox) -> None:
+    nginx_sandbox.write_site("app", incident_site(nginx_sandbox))
+    conf = str(nginx_sandbox.conf)
+    first = converge("upgrade_map", {"nginx_conf": conf, "map_file": "conf.d/a\nb.conf"})
+    again = converge("upgrade_map", {"nginx_conf": conf})
+    assert first["failed"] or not again["changed"]
+    assert upgrade_maps(nginx_sandbox) <= 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_remote.refuse_backup_dir_inside_config only refuses a backup_dir that already holds loaded "
+    "files, and nginx_file only the file's own directory: an include glob over an empty directory "
+    "(include sites-enabled/*;) loads the backup",
+)
+def test_backup_in_an_empty_include_directory_is_refused(nginx_sandbox: NginxSandbox) -> None:
+    site = nginx_sandbox.write("conf.d/app.conf", incident_site(nginx_sandbox))  # sites-enabled/ stays empty
+    before = nginx_sandbox.dump().count("# configuration file ")
+    args = {"path": str(site), "nginx_conf": str(nginx_sandbox.conf), "backup": True}
+    result = converge("ws_location", {**args, "backup_dir": str(nginx_sandbox.path("sites-enabled"))})
+    assert result["failed"] or nginx_sandbox.dump().count("# configuration file ") == before
+
+
+@pytest.fixture
+def read_only_site(nginx_sandbox: NginxSandbox) -> Iterator[tuple[NginxSandbox, Path]]:
+    if not is_root():
+        pytest.skip(ROOT_REASON)
+    with tmpfs_on(nginx_sandbox.path("sites-available"), size="256k") as directory:
+        real = nginx_sandbox.write_site("app", incident_site(nginx_sandbox))
+        with readonly(directory):
+            yield nginx_sandbox, real
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="nginx_file lets OSError escape write_operation (mkstemp, write, atomic_move, backup): the "
+    "module crashes instead of failing with a message that names the file and says nothing was written",
+)
+def test_nginx_file_fails_cleanly_on_a_read_only_filesystem(read_only_site: tuple[NginxSandbox, Path]) -> None:
+    sandbox, real = read_only_site
+    data = real.read_bytes()
+    result = run_nginx_file(
+        {
+            "operation": "write",
+            "path": str(real),
+            "content": base64.b64encode(data + b"# edit\n").decode(),
+            "expected_sha256": hashlib.sha256(data).hexdigest(),
+            "nginx_conf": str(sandbox.conf),
+        }
+    )
+    assert result["failed"] and not result.get("crashed"), result
+    assert str(real) in result["msg"] and "Read-only file system" in result["msg"]
+    assert "nothing was written" in result["msg"].lower()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_remote.write_failure reads only `msg` from the nginx_file result; a crashed module's result "
+    "(Ansible 2.19) has its message in `exception`, so ws_location says 'the write on the managed node "
+    "failed' without the reason",
+)
+def test_ws_location_says_why_the_write_failed(read_only_site: tuple[NginxSandbox, Path]) -> None:
+    sandbox, _real = read_only_site
+    result = converge("ws_location", {"path": str(sandbox.path("sites-enabled/app")), "nginx_conf": str(sandbox.conf)})
+    assert result["failed"] and "Read-only file system" in message(result), result
+
+
+@needs_root
+@pytest.mark.xfail(
+    strict=True,
+    reason="nginx_file.write_backup copies straight to the final backup name: when the backup filesystem "
+    "is full, a truncated (here empty) backup file stays in backup_dir",
+)
+def test_no_partial_backup_on_a_full_backup_filesystem(nginx_sandbox: NginxSandbox) -> None:
+    real = nginx_sandbox.write_site("app", incident_site(nginx_sandbox))
+    data = real.read_bytes()
+    with tmpfs(size="64k") as backups:
+        fill(backups)
+        run_nginx_file(
+            {
+                "operation": "write",
+                "path": str(real),
+                "content": base64.b64encode(data + b"# edit\n").decode(),
+                "expected_sha256": hashlib.sha256(data).hexdigest(),
+                "nginx_conf": str(nginx_sandbox.conf),
+                "backup": True,
+                "backup_dir": str(backups),
+            }
+        )
+        left = [name for name in os.listdir(backups) if not name.startswith(".agaii-filler")]
+    assert left == []
+
+
+@needs_root
+@pytest.mark.xfail(
+    strict=True,
+    raises=OSError,
+    reason="_model._crossplane_parse writes a NamedTemporaryFile in the controller's TMPDIR; when that is "
+    "full the engine raises OSError (an 'Unexpected failure' in the action) instead of an NginxConfigError",
+)
+def test_full_controller_tmpdir_is_a_clear_engine_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with tmpfs(size="64k") as full:
+        fill(full)
+        monkeypatch.setattr(tempfile, "tempdir", str(full))
+        with pytest.raises(NginxConfigError, match=r"TMPDIR|temporary|space"):
+            load("/etc/nginx/sites-enabled/app", b"server {\n    listen 80;\n}\n" * 4000)
