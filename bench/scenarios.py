@@ -14,6 +14,7 @@ from bench.ansible_runner import Ansible, inventory, local_host, play, task
 from bench.genconf import TARGET_NAME, generate
 from bench.paths import REPO
 from bench.stats import Figure, median, spread
+from tests.support.incident import INCIDENT_SITE
 from tests.support.nginx_sandbox import NginxSandbox
 
 Log = Callable[[str], None]
@@ -22,26 +23,6 @@ WS_SAMPLE_URI = "/api/mqtt/ws/agaii-probe/session-874q8t"
 UNUSED_UPSTREAM = "127.0.0.1:9"  # nothing is proxied during the benchmark
 
 # The incident's site (scripts/demo_incident.py): what the role and blockinfile are compared on.
-INCIDENT_SITE = """\
-server {{
-    listen {listen};
-    server_name app.example.com;
-
-    location / {{
-        root /var/www/html;
-        try_files $uri /index.html;
-    }}
-
-    location /api/ {{
-        proxy_pass http://{upstream};
-        proxy_set_header Host $host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-    }}
-}}
-"""
-
 # What users write today instead of the role: blockinfile twice, nginx -t, a reload handler.
 MAP_BLOCK = """\
 map $http_upgrade $connection_upgrade {

@@ -20,30 +20,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / ".build" / "collections"))  # scripts/setup links the checkout there
 
 from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import handshake  # noqa: E402
+from tests.support.incident import INCIDENT_SITE  # noqa: E402
 from tests.support.nginx_sandbox import NginxSandbox  # noqa: E402
 from tests.support.processes import ManagedProcess, free_port, wait_for_port  # noqa: E402
 
 WS_PATH = "/api/mqtt/ws/hints/session-874q8t"
 ECHO = "hint for session-874q8t"
-BROKEN_SITE = """\
-server {{
-    listen {listen};
-    server_name app.example.com;
-
-    location / {{
-        root /var/www/html;
-        try_files $uri /index.html;
-    }}
-
-    location /api/ {{
-        proxy_pass http://{upstream};
-        proxy_set_header Host $host;
-        proxy_set_header X-Real-IP $remote_addr;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-    }}
-}}
-"""
 
 
 def say(text: str) -> None:
@@ -144,7 +126,7 @@ def main() -> int:
     try:
         say(f"1. The incident: nginx on {sandbox.listen} proxies /api/ to FastAPI on 127.0.0.1:{backend.port}")
         site = sandbox.write_site(
-            "app", BROKEN_SITE.format(listen=sandbox.listen, upstream=f"127.0.0.1:{backend.port}")
+            "app", INCIDENT_SITE.format(listen=sandbox.listen, upstream=f"127.0.0.1:{backend.port}")
         )
         sandbox.start()
         print(f"   site: {sandbox.root / 'sites-enabled' / 'app'} -> {site}")

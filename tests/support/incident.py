@@ -1,0 +1,24 @@
+"""The incident's broken site: only `location /api/`, proxied to the FastAPI backend (no upgrade headers).
+
+Format with ``listen`` (address:port) and ``upstream`` (host:port). Used by the demo and the benchmarks.
+"""
+
+INCIDENT_SITE = """\
+server {{
+    listen {listen};
+    server_name app.example.com;
+
+    location / {{
+        root /var/www/html;
+        try_files $uri /index.html;
+    }}
+
+    location /api/ {{
+        proxy_pass http://{upstream};
+        proxy_set_header Host $host;
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+    }}
+}}
+"""
