@@ -28,7 +28,23 @@ _SPACE = re.compile(rb"[ \t\r\n]+")
 _WORD = re.compile(rb"(?:\\[\s\S]|\$\{|[^ \t\r\n;{\\])+")
 _DOUBLE = re.compile(rb'"(?:\\[\s\S]|[^"\\])*"')
 _SINGLE = re.compile(rb"'(?:\\[\s\S]|[^'\\])*'")
-_AFTER_QUOTE_OK = frozenset(b" \t\r\n;{)")
+# One token after optional whitespace, for the parser's single pass (same rules as the patterns above):
+# 1 ";" "{" "}", 2 a comment, 3 a double-quoted body, 4 a single-quoted body, 5 a bare word. No group
+# matches at a quote that is never closed (or a lone backslash at the end of the data).
+SCAN = re.compile(
+    rb"[ \t\r\n]*(?:"
+    rb"([;{}])"
+    rb"|(#[^\n]*)"
+    rb'|"((?:\\[\s\S]|[^"\\])*)"'
+    rb"|'((?:\\[\s\S]|[^'\\])*)'"
+    rb"|((?:\\[\s\S]|\$\{|[^ \t\r\n;{}#\"'\\])(?:\\[\s\S]|\$\{|[^ \t\r\n;{\\])*)"
+    rb")?"
+)
+AFTER_QUOTE_OK = frozenset(b" \t\r\n;{)")
+# A whole statement in one match when every word is plain (no quote, escape, "#", "$", "{", "}", or other
+# control byte): most directives are. 1 the name, 2 the arguments with their separating whitespace,
+# 3 ";" or "{". Anything else fails to match here and is read token by token with SCAN, same result.
+SIMPLE = re.compile(rb"[ \t\r\n]*([^\x00-\x20;{}#\"'\\$]+)((?:[ \t\r\n]+[^\x00-\x20;{}#\"'\\$]+)*)[ \t\r\n]*([;{])")
 _LUA_LONG_BRACKET = re.compile(rb"\[(=*)\[")
 _UNESCAPE = re.compile(rb"\\(.)", re.S)
 _UNESCAPED = {b'"': b'"', b"'": b"'", b"\\": b"\\", b"t": b"\t", b"r": b"\r", b"n": b"\n"}
@@ -111,7 +127,7 @@ class Lexer:
             raise self.error("unexpected end of file, expecting a closing quote", line)
         end = match.end()
         self._advance_to(end)
-        if end < len(data) and data[end] not in _AFTER_QUOTE_OK:
+        if end < len(data) and data[end] not in AFTER_QUOTE_OK:
             raise self.error(f'unexpected "{chr(data[end])}" after a quoted argument')
         return Token(QUOTED, unescape(match.group(0)[1:-1]), start, end, line)
 

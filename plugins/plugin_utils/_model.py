@@ -9,11 +9,15 @@ disagree the engine refuses to edit rather than guess.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
+import gc
 import os
 import posixpath
 import re
+import sys
 import tempfile
+from array import array
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -22,13 +26,15 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
     UnsupportedConfigError,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._lexer import (
-    CLOSE,
+    AFTER_QUOTE_OK,
     COMMENT,
     OPEN,
+    SCAN,
     SEMICOLON,
+    SIMPLE,
     Lexer,
-    Token,
     lua_block_end,
+    unescape,
 )
 
 try:
@@ -44,7 +50,12 @@ _DUMP_MARKER = re.compile(rb"^# configuration file (.+):\r?\n", re.M)
 _LUA_BLOCK_SUFFIX = "_by_lua_block"
 
 
-@dataclass(eq=False)
+# Tens of thousands of directives per large file: no per-instance __dict__ (Python 3.10+, which every
+# supported ansible-core controller has; plain classes on older interpreters).
+_SLOTS: Dict[str, bool] = {"slots": True} if sys.version_info >= (3, 10) else {}
+
+
+@dataclass(eq=False, **_SLOTS)
 class Directive:
     """One directive as written: its words, where it is, and its block if it has one."""
 
@@ -54,15 +65,31 @@ class Directive:
     line: int
     start: int
     end: int
-    arg_spans: List[Tuple[int, int]] = field(default_factory=list)
     block: Optional[List[Directive]] = None
     open_brace: int = -1
     close_brace: int = -1
     parent: Optional[Directive] = field(default=None, repr=False)
+    source: Optional[bytes] = field(default=None, repr=False)  # the file's bytes, for arg_spans
 
     @property
     def where(self) -> str:
         return f"{self.file}:{self.line}"
+
+    @property
+    def arg_spans(self) -> List[Tuple[int, int]]:
+        """The byte span of each argument, read again from the file's bytes when asked for."""
+        if self.source is None:
+            return []
+        lexer = Lexer(self.source, self.file)
+        lexer.jump_to(self.start)
+        lexer.next_token()  # the name
+        spans: List[Tuple[int, int]] = []
+        token = lexer.next_token()
+        while token is not None and token.kind not in (SEMICOLON, OPEN):
+            if token.kind != COMMENT:
+                spans.append((token.start, token.end))
+            token = lexer.next_token()
+        return spans
 
     def children(self, name: Optional[str] = None) -> List[Directive]:
         return [d for d in self.block or () if name is None or d.name == name]
@@ -113,88 +140,234 @@ def _walk(directives: Sequence[Directive]) -> Iterator[Directive]:
 
 
 def parse_bytes(data: bytes, path: str, check: bool = True) -> ConfigFile:
-    """Parse one file's bytes; with ``check``, crossplane must agree with the byte lexer."""
-    directives = _Parser(data, path).parse()
-    if check:
-        _check_against_crossplane(data, path, directives)
+    """Parse one file's bytes; with ``check``, crossplane must agree with the byte lexer.
+
+    crossplane runs first and only its outline (names and lines) is kept, so its parse tree is freed
+    before ours is built; our own syntax errors still take precedence over crossplane's, as before.
+    """
+    with paused_gc():
+        reference = _crossplane_reference(data) if check and HAS_CROSSPLANE else None
+        directives = _Parser(data, path).parse()
+    if reference is not None:
+        _compare_with_crossplane(reference, path, directives)
     return ConfigFile(path=path, data=data, directives=directives)
 
 
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a parse tree is built.
+
+    Building allocates one container per directive and frees almost nothing; every collection pass the
+    allocations trigger walks the growing tree and finds no garbage. At 10k lines that doubled the time of
+    our parse, and it grows faster than the file. The collector is restored as it was.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def reparse_edited(
+    old: ConfigFile, data: bytes, edits: Sequence[Tuple[int, int, int]], keep: Sequence[Directive] = ()
+) -> ConfigFile:
+    """``old`` after byte edits ``(start, end, length of the new text)`` that produced ``data``, for checking
+    those edits: the top-level statements that hold an edit or one of ``keep`` are parsed again from
+    ``data``; every other top-level statement is ``old``'s own object, with the offsets and line numbers
+    it had before the edits (the check never reports those). A full parse when an edit is not inside a
+    top-level block, or when the statement does not parse to exactly its new span."""
+    tops = old.directives
+    wanted = set()
+    for start, end, _length in edits:
+        holders = [
+            i for i, d in enumerate(tops) if d.block is not None and d.open_brace < start <= end <= d.close_brace
+        ]
+        if not holders:
+            return parse_bytes(data, old.path, check=False)
+        wanted.add(holders[0])
+    positions = {id(d): i for i, d in enumerate(tops)}
+    for directive in keep:
+        while directive.parent is not None:
+            directive = directive.parent
+        if id(directive) in positions:
+            wanted.add(positions[id(directive)])
+    new_tops = list(tops)
+    for index in sorted(wanted):
+        top = tops[index]
+        shift = sum(length - (end - start) for start, end, length in edits if end <= top.start)
+        grown = sum(length - (end - start) for start, end, length in edits if top.open_brace < start <= top.close_brace)
+        start, end = top.start + shift, top.end + shift + grown
+        with paused_gc():
+            parsed = _Parser(data, old.path, start, end, data.count(b"\n", 0, start) + 1).parse()
+        if len(parsed) != 1 or parsed[0].end != end:
+            return parse_bytes(data, old.path, check=False)
+        new_tops[index] = parsed[0]
+    return ConfigFile(path=old.path, data=data, directives=new_tops)
+
+
 class _Parser:
-    def __init__(self, data: bytes, path: str) -> None:
-        self.lexer = Lexer(data, path)
+    """One pass over the bytes with ``SCAN``: a stack of open blocks, no token objects.
+
+    Line numbers are counted only for the directives (and errors) that need one, and each distinct word
+    is decoded once per file: the model then shares one string per distinct name or argument.
+    """
+
+    def __init__(self, data: bytes, path: str, start: int = 0, end: Optional[int] = None, line: int = 1) -> None:
         self.data = data
         self.path = path
+        self.start = start
+        self.end = len(data) if end is None else end
+        self._line = line  # the line of offset ``start``
+        self._counted = start
+
+    def line_at(self, offset: int) -> int:
+        """The line of ``offset``; offsets must not go backwards between calls (errors excepted)."""
+        if offset < self._counted:
+            return self.data.count(b"\n", 0, offset) + 1
+        self._line += self.data.count(b"\n", self._counted, offset)
+        self._counted = offset
+        return self._line
+
+    def error(self, message: str, offset: int) -> ConfigSyntaxError:
+        return ConfigSyntaxError(
+            message, self.path, self.line_at(offset), "Fix the file so that `nginx -t` accepts it, then run again."
+        )
 
     def parse(self) -> List[Directive]:
-        directives, closer = self._statements(None)
-        if closer is not None:
-            raise self.lexer.error('unexpected "}"', closer.line)
-        return directives
-
-    def _statements(self, parent: Optional[Directive]) -> Tuple[List[Directive], Optional[Token]]:
-        """Read statements up to a ``}`` (returned) or the end of the data (None)."""
-        statements: List[Directive] = []
-        words: List[Token] = []
+        data, path, size = self.data, self.path, self.end
+        scan, simple = SCAN.match, SIMPLE.match
+        texts: Dict[bytes, str] = {}
+        top: List[Directive] = []
+        statements = top
+        parent: Optional[Directive] = None
+        stack: List[Tuple[Optional[Directive], List[Directive]]] = []
+        words: List[str] = []
+        head = -1  # offset of the first word of the statement being read
+        pos = self.start
         while True:
-            token = self.lexer.next_token()
-            if token is None:
-                if words:
-                    raise self.lexer.error('unexpected end of file, expecting ";" or "}"', words[0].line)
-                if parent is not None:
-                    raise self.lexer.error('unexpected end of file, expecting "}"', parent.line)
-                return statements, None
-            if token.kind == COMMENT:
-                continue
-            if token.kind == CLOSE:
-                if words:
-                    raise self.lexer.error('unexpected "}"', token.line)
-                return statements, token
-            if token.kind in (SEMICOLON, OPEN):
+            if not words:
+                match = simple(data, pos, size)
+                if match is not None:
+                    head, pos = match.start(1), match.end()
+                    for raw in (match.group(1), *match.group(2).split()):
+                        text = texts.get(raw)
+                        if text is None:
+                            text = texts[raw] = raw.decode("utf-8", "surrogateescape")
+                        words.append(text)
+                    punct = data[pos - 1]
+                    parent, statements = self._statement(words, head, pos, punct, parent, statements, stack)
+                    words = []
+                    if punct == 0x7B and parent is not None and parent.close_brace >= 0:  # a Lua body was skipped
+                        pos = parent.end
+                        parent, statements = stack.pop()
+                    continue
+            match = scan(data, pos, size)
+            kind = match.lastindex
+            if kind is None:
+                at = match.end()
+                if at >= size:
+                    break
+                if data[at] in b"\"'":
+                    raise self.error("unexpected end of file, expecting a closing quote", at)
+                # a lone backslash at the end of the data: a one-byte word, as the lexer reads it
+                kind, pos, raw = 5, at + 1, data[at : at + 1]
+            else:
+                pos = match.end()
+                raw = match.group(kind) if kind >= 3 else b""
+            if kind >= 3:
+                if kind != 5 and pos < size and data[pos] not in AFTER_QUOTE_OK:
+                    raise self.error(f'unexpected "{chr(data[pos])}" after a quoted argument', pos)
+                text = texts.get(raw)
+                if text is None:
+                    text = texts[raw] = unescape(raw).decode("utf-8", "surrogateescape")
                 if not words:
-                    raise self.lexer.error(f'unexpected "{token.kind}"', token.line)
-                statements.append(self._directive(words, token, parent))
-                words = []
+                    head = pos - len(raw) - (kind != 5) * 2
+                words.append(text)
                 continue
-            words.append(token)
+            if kind == 2:
+                continue
+            punct = data[pos - 1]
+            if punct == 0x7D:  # "}"
+                if words or parent is None:
+                    raise self.error('unexpected "}"', pos - 1)
+                parent.close_brace = pos - 1
+                parent.end = pos
+                parent, statements = stack.pop()
+                continue
+            if not words:
+                raise self.error(f'unexpected "{chr(punct)}"', pos - 1)
+            parent, statements = self._statement(words, head, pos, punct, parent, statements, stack)
+            words = []
+            if punct == 0x7B and parent is not None and parent.close_brace >= 0:  # a Lua body was skipped
+                pos = parent.end
+                parent, statements = stack.pop()
+        if words:
+            raise self.error('unexpected end of file, expecting ";" or "}"', head)
+        if parent is not None:
+            raise ConfigSyntaxError(
+                'unexpected end of file, expecting "}"',
+                path,
+                parent.line,
+                "Fix the file so that `nginx -t` accepts it, then run again.",
+            )
+        return top
 
-    def _directive(self, words: List[Token], terminator: Token, parent: Optional[Directive]) -> Directive:
-        head = words[0]
-        directive = Directive(
-            name=head.text,
-            args=[word.text for word in words[1:]],
-            file=self.path,
-            line=head.line,
-            start=head.start,
-            end=terminator.end,
-            arg_spans=[(word.start, word.end) for word in words[1:]],
-            parent=parent,
-        )
-        if terminator.kind == OPEN:
-            self._read_block(directive, terminator)
-        return directive
-
-    def _read_block(self, directive: Directive, brace: Token) -> None:
-        directive.open_brace = brace.start
+    def _statement(
+        self,
+        words: List[str],
+        head: int,
+        end: int,
+        punct: int,
+        parent: Optional[Directive],
+        statements: List[Directive],
+        stack: List[Tuple[Optional[Directive], List[Directive]]],
+    ) -> Tuple[Optional[Directive], List[Directive]]:
+        """Add the directive ``words`` ended by ``punct`` at ``end``; return the (parent, statements) to
+        continue in: the new block after a "{" (already closed when it is a Lua body)."""
+        self._line += self.data.count(b"\n", self._counted, head)
+        self._counted = head
+        directive = Directive(words[0], words[1:], self.path, self._line, head, end, None, -1, -1, parent, self.data)
+        statements.append(directive)
+        if punct != 0x7B:  # ";"
+            return parent, statements
+        directive.open_brace = end - 1
+        directive.block = []
+        stack.append((parent, statements))
         if directive.name.endswith(_LUA_BLOCK_SUFFIX):
-            close = lua_block_end(self.data, brace.start, self.path, directive.line)
-            self.lexer.jump_to(close + 1)
-            directive.block = []
-        else:
-            directive.block, closer = self._statements(directive)
-            if closer is None:  # pragma: no cover - _statements raises at EOF inside a block
-                raise self.lexer.error('unexpected end of file, expecting "}"', directive.line)
-            close = closer.start
-        directive.close_brace = close
-        directive.end = close + 1
+            close = lua_block_end(self.data, end - 1, self.path, directive.line)
+            directive.close_brace = close
+            directive.end = close + 1
+        return directive, directive.block
 
 
-def _check_against_crossplane(data: bytes, path: str, directives: List[Directive]) -> None:
-    if not HAS_CROSSPLANE:
-        return
+Outline = Tuple[List[str], "array[int]"]  # every directive's name and line, in file order
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """What crossplane said about a file: its first error, or its outline."""
+
+    error: Optional[dict]
+    outline: Outline
+
+
+def _crossplane_reference(data: bytes) -> _Reference:
     payload = _crossplane_parse(data)
-    if payload["errors"]:
-        error = payload["errors"][0]
+    try:
+        if payload["errors"]:
+            return _Reference(payload["errors"][0], ([], array("i")))
+        return _Reference(None, _crossplane_outline(payload["config"][0]["parsed"]))
+    finally:
+        # crossplane.parse leaves its payload in a reference cycle (a closure refers to it), so dropping it
+        # frees nothing until a full collection: empty it to free the parse tree now.
+        payload.clear()
+
+
+def _compare_with_crossplane(reference: _Reference, path: str, directives: List[Directive]) -> None:
+    if reference.error is not None:
+        error = reference.error
         message = (error.get("error") or "unexpected end of file").split(" in /")[0]
         raise ConfigSyntaxError(
             f"nginx syntax error: {message}",
@@ -202,16 +375,16 @@ def _check_against_crossplane(data: bytes, path: str, directives: List[Directive
             error.get("line"),
             "Fix the file so that `nginx -t` accepts it, then run again.",
         )
-    theirs = list(_crossplane_outline(payload["config"][0]["parsed"]))
-    ours = list(_outline(directives))
-    if theirs != ours:
-        line = _first_difference_line(theirs, ours)
-        raise UnsupportedConfigError(
-            "this file uses syntax that crossplane and the byte-exact lexer read differently",
-            path,
-            line,
-            "The engine refuses to edit what it cannot locate exactly; simplify that line.",
-        )
+    ours = _outline(directives)
+    if ours == reference.outline:
+        return
+    line = _first_difference_line(list(zip(*reference.outline)), list(zip(*ours)))
+    raise UnsupportedConfigError(
+        "this file uses syntax that crossplane and the byte-exact lexer read differently",
+        path,
+        line,
+        "The engine refuses to edit what it cannot locate exactly; simplify that line.",
+    )
 
 
 def _crossplane_parse(data: bytes) -> dict:
@@ -221,20 +394,40 @@ def _crossplane_parse(data: bytes) -> dict:
         return crossplane.parse(handle.name, single=True, check_ctx=False, check_args=False, comments=False)
 
 
-def _crossplane_outline(statements: list) -> Iterator[Tuple[str, int]]:
-    for statement in statements:
-        if statement["directive"] == "#":  # crossplane keeps comments that sit between arguments
-            continue
-        yield statement["directive"], statement["line"]
-        if "block" in statement and not statement["directive"].endswith(_LUA_BLOCK_SUFFIX):
-            yield from _crossplane_outline(statement["block"])
+def _crossplane_outline(statements: list) -> Outline:
+    """Names (interned, so the lists stay small) and lines of crossplane's statements, depth first."""
+    names: List[str] = []
+    lines = array("i")
+    stack = [iter(statements)]
+    while stack:
+        for statement in stack[-1]:
+            name = statement["directive"]
+            if name == "#":  # crossplane keeps comments that sit between arguments
+                continue
+            names.append(sys.intern(name))
+            lines.append(statement["line"])
+            if "block" in statement and not name.endswith(_LUA_BLOCK_SUFFIX):
+                stack.append(iter(statement["block"]))
+                break
+        else:
+            stack.pop()
+    return names, lines
 
 
-def _outline(directives: Sequence[Directive]) -> Iterator[Tuple[str, int]]:
-    for directive in directives:
-        yield directive.name, directive.line
-        if directive.block:
-            yield from _outline(directive.block)
+def _outline(directives: Sequence[Directive]) -> Outline:
+    names: List[str] = []
+    lines = array("i")
+    stack = [iter(directives)]
+    while stack:
+        for directive in stack[-1]:
+            names.append(sys.intern(directive.name))
+            lines.append(directive.line)
+            if directive.block:
+                stack.append(iter(directive.block))
+                break
+        else:
+            stack.pop()
+    return names, lines
 
 
 def _first_difference_line(theirs: List[Tuple[str, int]], ours: List[Tuple[str, int]]) -> int:

@@ -29,6 +29,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
     enclosing_chain,
     location_match,
     parse_bytes,
+    reparse_edited,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._render import render_block_head, render_directive
 from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
@@ -153,7 +154,7 @@ class _Planner:
             outcomes.append(outcome)
             edits.extend(server_edits)
         after = apply_edits({self.path: self.file.data}, edits) if edits else {}
-        self._verify(servers, outcomes, after)
+        self._verify(servers, outcomes, after, edits)
         return Plan(
             edits,
             {self.path: self.file.data},
@@ -174,8 +175,10 @@ class _Planner:
             return outcome, self._plan_converge(server, existing, outcome)
         return outcome, self._plan_insert(server, outcome)
 
-    def _verify(self, servers: List[Server], outcomes: List[ServerOutcome], after: Dict[str, bytes]) -> None:
-        new_config = self._reloaded(after)
+    def _verify(
+        self, servers: List[Server], outcomes: List[ServerOutcome], after: Dict[str, bytes], edits: List[Edit]
+    ) -> None:
+        new_config = self._reloaded(after, edits, servers)
         new_servers = [s for s in new_config.servers() if s.file == self.path]
         if len(new_servers) != len(self.config.servers_in(self.path)):
             raise UnsupportedConfigError(
@@ -192,12 +195,17 @@ class _Planner:
             if self.settings.state == "present":
                 self._check_routes_to_websocket(new_config, new_server, result, outcome)
 
-    def _reloaded(self, after: Dict[str, bytes]) -> Config:
+    def _reloaded(self, after: Dict[str, bytes], edits: List[Edit], servers: List[Server]) -> Config:
+        """The configuration after the edits, as the check needs it: the statements holding an edit or a
+        selected server are read again from the new bytes (see ``reparse_edited``)."""
         if not after:
             return self.config
         files = dict(self.config.files)
+        keep = [server.directive for server in servers]
         for name, data in after.items():
-            files[name] = parse_bytes(data, name, check=False)
+            spans = [(e.start, e.end, len(e.text)) for e in edits if e.file == name]
+            old = self.config.files.get(name)
+            files[name] = reparse_edited(old, data, spans, keep) if old else parse_bytes(data, name, check=False)
         return Config(files=files, main=self.config.main, single_file=self.config.single_file)
 
     def _check_routes_to_websocket(self, config: Config, server: Server, result: Route, outcome: ServerOutcome) -> None:
@@ -567,11 +575,8 @@ class _Planner:
             if self.map_variable
             else 'proxy_set_header Connection "upgrade";'
         )
-        accept_connection = tuple(
-            f"${v}"
-            for v in self.config.all_map_variables()
-            if v in {m.args[1].lstrip("$") for m in self.config.upgrade_maps()}
-        )
+        upgrade_variables = {m.args[1].lstrip("$") for m in self.config.upgrade_maps()}
+        accept_connection = tuple(f"${v}" for v in self.config.all_map_variables() if v in upgrade_variables)
         if not self.map_variable:
             accept_connection += ("upgrade",)
         wanted = [
