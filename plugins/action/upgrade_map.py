@@ -19,6 +19,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import (
     RunTarget,
     file_diff,
     read_snapshot,
+    refuse_backup_dir_under_include,
     sha256_hex,
     too_many_changes,
     write_failure,
@@ -57,6 +58,7 @@ class ActionModule(EditingAction):
         for _attempt in range(WRITE_ATTEMPTS):
             snapshot = read_snapshot(run, args["nginx_conf"], args)
             config = load(snapshot.path, snapshot.data, snapshot.dump, main=snapshot.path)
+            refuse_backup_dir_under_include(args, config.include_patterns())
             plan = plan_map(config, args["variable"], args["map_file"])
             outcome = map_result(plan, bool(self._task.diff))
             if not plan.changed or self._task.check_mode:

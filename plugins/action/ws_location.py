@@ -20,6 +20,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import (
     Snapshot,
     file_diff,
     read_snapshot,
+    refuse_backup_dir_under_include,
     too_many_changes,
     write_failure,
     write_file,
@@ -91,7 +92,9 @@ class ActionModule(EditingAction):
         check_settings(settings)  # refuse unsafe values before any remote call
         for _attempt in range(WRITE_ATTEMPTS):
             snapshot = read_snapshot(run, args["path"], args)
-            plan = plan_websocket(load(snapshot.path, snapshot.data, snapshot.dump), snapshot.path, settings)
+            config = load(snapshot.path, snapshot.data, snapshot.dump)
+            refuse_backup_dir_under_include(args, config.include_patterns())
+            plan = plan_websocket(config, snapshot.path, settings)
             outcome = plan_result(snapshot, plan, bool(self._task.diff))
             if not plan.changed or self._task.check_mode:
                 return outcome

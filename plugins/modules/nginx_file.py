@@ -402,8 +402,23 @@ def write_backup(module: AnsibleModule, realpath: str) -> str:
     stamp = time.strftime("%Y-%m-%d@%H:%M:%S")
     name = "%s.%s.%s~" % (os.path.basename(realpath), os.getpid(), stamp)
     destination = os.path.join(backup_dir, name)
-    shutil.copy2(realpath, destination)
+    copy_then_rename(realpath, destination)
     return destination
+
+
+def copy_then_rename(source: str, destination: str) -> None:
+    """Copy to a dot-file beside ``destination`` and rename it: a full disk never leaves a partial backup."""
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(destination), dir=os.path.dirname(destination))
+    try:
+        with os.fdopen(fd, "wb") as handle, open(source, "rb") as original:
+            shutil.copyfileobj(original, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        shutil.copystat(source, tmp)
+        os.rename(tmp, destination)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def replace_atomically(module: AnsibleModule, realpath: str, data: bytes) -> None:
@@ -445,13 +460,20 @@ def write_operation(module: AnsibleModule) -> Dict[str, Any]:
     }
     if current == new or module.check_mode:
         return result
-    if module.params["backup"] and current is not None:
-        result["backup_file"] = write_backup(module, realpath)
-    replace_atomically(module, realpath, new)
+    try:
+        if module.params["backup"] and current is not None:
+            result["backup_file"] = write_backup(module, realpath)
+        replace_atomically(module, realpath, new)
+    except (OSError, ValueError) as exc:
+        fail_nothing_written(module, "write", realpath, exc)
     result["sha256"] = sha256_hex(new)
     if module.params["validate"]:
         validate_or_undo(module, realpath, current, result)
     return result
+
+
+def fail_nothing_written(module: AnsibleModule, verb: str, path: str, exc: Exception) -> None:
+    module.fail_json(msg="Cannot %s %s: %s; nothing was written." % (verb, path, exc), realpath=path, restored=False)
 
 
 def validate_or_undo(module: AnsibleModule, realpath: str, original: Optional[bytes], result: Dict[str, Any]) -> None:
@@ -459,7 +481,15 @@ def validate_or_undo(module: AnsibleModule, realpath: str, original: Optional[by
     result.update(nginx_result(argv, rc, err))
     if rc == 0:
         return
-    undo_write(module, realpath, original)
+    try:
+        undo_write(module, realpath, original)
+    except (OSError, ValueError) as exc:
+        module.fail_json(
+            msg="nginx -t failed after writing %s (%s), and putting the original back failed too: %s. The file "
+            "holds the new bytes; restore it by hand (from the backup if one was made) and run nginx -t."
+            % (realpath, result["nginx_error"], exc),
+            **result,
+        )
     result.update(changed=False, restored=True, sha256=None)
     what = "removed it again" if original is None else "restored the original bytes"
     module.fail_json(
@@ -473,9 +503,13 @@ def main() -> None:
         required_if=[("operation", "write", ("content", "expected_sha256"))],
         supports_check_mode=True,
     )
-    if module.params["operation"] == "read":
-        module.exit_json(**read_operation(module))
-    module.exit_json(**write_operation(module))
+    operation = module.params["operation"]
+    try:
+        outcome = read_operation(module) if operation == "read" else write_operation(module)
+    except (OSError, ValueError) as exc:  # before any write (the write itself handles its own failures)
+        fail_nothing_written(module, operation, module.params["path"], exc)
+        raise  # unreachable: fail_json exits
+    module.exit_json(**outcome)
 
 
 if __name__ == "__main__":

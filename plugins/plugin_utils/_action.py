@@ -13,6 +13,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import CROSSPLANE_IMPORT_ERROR, HAS_CROSSPLANE
 from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import TARGET_MODULE, RunTarget, TaskFailed
+from ansible_collections.agaii.nginx.plugins.plugin_utils._render import check_plain_value
 
 FILE_OPTIONS: Dict[str, Dict[str, Any]] = {
     "backup": {"type": "bool", "default": False},
@@ -21,6 +22,16 @@ FILE_OPTIONS: Dict[str, Dict[str, Any]] = {
     "nginx_binary": {"type": "str", "default": "nginx"},
     "nginx_conf": {"type": "path", "default": "/etc/nginx/nginx.conf"},
 }
+
+# A line feed in a file name splits its `# configuration file` line in `nginx -T`, so such a file could not
+# be found again; NUL cannot be in a path at all. Refused before any remote call.
+PATH_OPTIONS = ("path", "backup_dir", "map_file", "nginx_binary", "nginx_conf")
+
+
+def refuse_control_characters_in_paths(args: Dict[str, Any]) -> None:
+    for option in PATH_OPTIONS:
+        if args.get(option) is not None:
+            check_plain_value(option, args[option])
 
 
 class EditingAction(ActionBase):
@@ -37,6 +48,7 @@ class EditingAction(ActionBase):
         if not HAS_CROSSPLANE:
             raise AnsibleActionFail(missing_required_lib("crossplane"), orig_exc=CROSSPLANE_IMPORT_ERROR)
         try:
+            refuse_control_characters_in_paths(args)
             result.update(self.converge(args, self._runner(task_vars or {})))
         except TaskFailed as failure:
             result.update(failure.result)

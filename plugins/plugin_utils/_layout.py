@@ -81,7 +81,7 @@ class Layout:
 
     def _block_lines(self, indent: bytes, head: str, body: Sequence[bytes], marker: str) -> List[bytes]:
         inner = indent + self.unit
-        lines = [indent + marker.encode(), indent + head.encode()]
+        lines = [indent + marker.encode(), indent + head.encode("utf-8", "surrogateescape")]
         lines += [inner + line for line in body]
         lines.append(indent + b"}")
         return lines

@@ -388,10 +388,18 @@ def _compare_with_crossplane(reference: _Reference, path: str, directives: List[
 
 
 def _crossplane_parse(data: bytes) -> dict:
-    with tempfile.NamedTemporaryFile(suffix=".conf") as handle:
-        handle.write(data)
-        handle.flush()
-        return crossplane.parse(handle.name, single=True, check_ctx=False, check_args=False, comments=False)
+    try:
+        with tempfile.NamedTemporaryFile(suffix=".conf") as handle:
+            handle.write(data)
+            handle.flush()
+            return crossplane.parse(handle.name, single=True, check_ctx=False, check_args=False, comments=False)
+    except OSError as exc:  # crossplane reads files only: the controller's TMPDIR is full or not writable
+        raise UnsupportedConfigError(
+            f"cannot write the temporary copy crossplane parses in {tempfile.gettempdir()}: {exc}",
+            None,
+            None,
+            "Free space in the controller's TMPDIR, or point TMPDIR elsewhere, then run again.",
+        ) from exc
 
 
 def _crossplane_outline(statements: list) -> Outline:
@@ -582,6 +590,18 @@ class Config:
             for path in self.included_files(directive):
                 if path not in seen:
                     self._collect_includes(self.files[path].directives, found, (*seen, path))
+
+    def include_patterns(self) -> List[str]:
+        """The absolute pattern of every ``include`` in every loaded file, whatever its context."""
+        patterns: List[str] = []
+        for loaded in self.files.values():
+            stack = list(loaded.directives)
+            while stack:
+                directive = stack.pop()
+                if directive.name == "include" and directive.args:
+                    patterns.append(self.absolute(directive.args[0]))
+                stack.extend(directive.block or ())
+        return sorted(set(patterns))
 
     def absolute(self, pattern: str) -> str:
         if not posixpath.isabs(pattern):

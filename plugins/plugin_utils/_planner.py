@@ -31,7 +31,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
     parse_bytes,
     reparse_edited,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._render import render_block_head, render_directive
+from ansible_collections.agaii.nginx.plugins.plugin_utils._render import as_bytes, render_block_head, render_directive
 from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
     LocationNode,
     Route,
@@ -100,8 +100,8 @@ class _Desired:
 
 
 def directive_key(directive: Directive) -> Tuple[str, ...]:
-    if directive.name == "proxy_set_header" and directive.args:
-        return (directive.name, directive.args[0].lower())
+    if directive.name == "proxy_set_header":  # without arguments nginx -t fails, but the key must exist
+        return (directive.name, directive.args[0].lower() if directive.args else "")
     return (directive.name,)
 
 
@@ -425,7 +425,7 @@ class _Planner:
             d for d in anchor.block or () if d.file == anchor.file and not self._is_ours(d) and d.name != "location"
         ]
         level = list(self.config.expand(carried))
-        lines = [render_directive("proxy_pass", [proxy_pass]).encode()]
+        lines = [as_bytes(render_directive("proxy_pass", [proxy_pass]))]
         lines += [self.file_bytes(d) for d in carried]
         if not any(d.name == "proxy_set_header" for d in level):
             chain = enclosing_chain(self.config, anchor, server)[:-1]
@@ -438,7 +438,7 @@ class _Planner:
         for wanted in self._desired():
             present = [d for d in level if directive_key(d) == wanted.key]
             if not present:
-                lines.append(wanted.text.encode())
+                lines.append(as_bytes(wanted.text))
             elif not _accepts(present[0], wanted):
                 raise CannotWinError(
                     f"{present[0].describe()} (from an included file) conflicts with {wanted.text}",
@@ -491,12 +491,12 @@ class _Planner:
                     existing.line,
                     "Set proxy_pass.",
                 )
-            edits.append(self._add(existing, render_directive("proxy_pass", [chosen]).encode()))
+            edits.append(self._add(existing, as_bytes(render_directive("proxy_pass", [chosen]))))
         additions: List[bytes] = []
         for wanted in self._desired():
             present = [d for d in level if directive_key(d) == wanted.key]
             if not present:
-                additions.append(wanted.text.encode())
+                additions.append(as_bytes(wanted.text))
             elif not _accepts(present[0], wanted):
                 edits.append(self._replace(present[0], wanted.text))
         if not any(d.name == "proxy_set_header" for d in level) or additions:
@@ -535,7 +535,7 @@ class _Planner:
         modifier, path = location_match(existing)
         if modifier == "" and self.settings.match in ("auto", "prefix"):
             start, end = existing.arg_spans[0][0], existing.arg_spans[-1][1]
-            return [Edit(existing.file, start, end, f"^~ {path}".encode(), why="make the prefix win")]
+            return [Edit(existing.file, start, end, as_bytes(f"^~ {path}"), why="make the prefix win")]
         taken = result.location.describe() if result.location else "no location"
         raise CannotWinError(
             f"{existing.describe()} exists but nginx sends {self.ws.sample_uri} to {taken} ({result.explain()})",
@@ -631,7 +631,7 @@ class _Planner:
                 directive.line,
                 "Change it in that file.",
             )
-        return Edit(self.path, directive.start, directive.end, text.encode(), why=f"set {text}")
+        return Edit(self.path, directive.start, directive.end, as_bytes(text), why=f"set {text}")
 
     def _add(self, location: Directive, *lines: bytes) -> Edit:
         start, text = self.layout.append_to_block(location, list(lines))
@@ -687,7 +687,7 @@ def websocket_gaps(config: Config, server: Server, location: Directive, map_vari
     version = effective(config, chain, "proxy_http_version")
     if not version or version[-1].args[-1:] != ["1.1"]:
         gaps.append("proxy_http_version 1.1")
-    headers = {directive_key(d)[1]: d.args[-1] for d in effective(config, chain, "proxy_set_header")}
+    headers = {directive_key(d)[1]: d.args[-1] if d.args else "" for d in effective(config, chain, "proxy_set_header")}
     if headers.get("upgrade") != "$http_upgrade":
         gaps.append("proxy_set_header Upgrade $http_upgrade")
     connection = headers.get("connection", "")

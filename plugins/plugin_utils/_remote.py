@@ -12,7 +12,9 @@ import base64
 import hashlib
 import posixpath
 from dataclasses import dataclass
-from typing import Any, Callable, Dict
+from typing import Any, Callable, Dict, Sequence
+
+from ansible_collections.agaii.nginx.plugins.plugin_utils._model import glob_match
 
 TARGET_MODULE = "agaii.nginx.nginx_file"
 WRITE_ATTEMPTS = 3  # a file changed between read and write is read and planned again, this many times
@@ -78,9 +80,43 @@ def refuse_backup_dir_inside_config(args: Dict[str, Any], dump_realpaths: Dict[s
         )
 
 
+def refuse_backup_dir_under_include(args: Dict[str, Any], include_patterns: Sequence[str]) -> None:
+    """Refuse a backup_dir an ``include`` glob reaches: nginx would load the backups in it (even when it is
+    empty now), or, when the glob matches the directory itself or one above it, fail reading a directory."""
+    if not args["backup"]:
+        return
+    backup_dir = posixpath.normpath(args["backup_dir"])
+    for pattern in include_patterns:
+        if any(ch in pattern for ch in "*?[") and _glob_reaches(pattern, backup_dir):
+            raise TaskFailed(
+                f"backup_dir {backup_dir} is a directory nginx loads files from (include {pattern}), so nginx "
+                "would load the backups or fail on the directory. Choose a directory outside every nginx "
+                "include, such as /var/backups/nginx; nothing was changed."
+            )
+
+
+def _glob_reaches(pattern: str, directory: str) -> bool:
+    if glob_match(posixpath.dirname(pattern), directory):
+        return True
+    while directory not in ("/", ""):
+        if glob_match(pattern, directory):
+            return True
+        directory = posixpath.dirname(directory)
+    return False
+
+
+def failure_message(result: Dict[str, Any], fallback: str) -> str:
+    """Why a target call failed: its ``msg``, or for a crashed module the last line of its traceback."""
+    msg = str(result.get("msg") or "").strip()
+    crash = str(result.get("exception") or result.get("module_stderr") or "").strip()
+    if crash and (not msg or msg.startswith("MODULE FAILURE")):
+        return f"{fallback}: {crash.splitlines()[-1]}"
+    return msg or fallback
+
+
 def snapshot_from(read: Dict[str, Any], path: str, args: Dict[str, Any]) -> Snapshot:
     if read.get("failed"):
-        raise TaskFailed(read.get("msg", f"reading {path} failed"))
+        raise TaskFailed(failure_message(read, f"reading {path} on the managed node failed"))
     if not read.get("exists"):
         raise TaskFailed(f"{path} does not exist on the managed node; nothing was changed.")
     refuse_failing_config(read, args["nginx_conf"], path)
@@ -121,7 +157,7 @@ def write_file(
 def write_failure(write: Dict[str, Any], outcome: Dict[str, Any]) -> TaskFailed:
     details = {key: write[key] for key in ("nginx_error", "nginx_stderr", "restored", "backup_file") if key in write}
     kept = {key: outcome[key] for key in ("path", "realpath", "servers", "sample_uri", "variable") if key in outcome}
-    return TaskFailed(write.get("msg", "the write on the managed node failed"), **kept, **details)
+    return TaskFailed(failure_message(write, "the write on the managed node failed"), **kept, **details)
 
 
 def as_display_text(data: bytes) -> str:

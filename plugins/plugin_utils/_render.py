@@ -63,6 +63,11 @@ def check_reads_back(text: str, words: Sequence[str], block: bool) -> None:
         )
 
 
+def as_bytes(text: str) -> bytes:
+    """Text for the file: what was read from it (decoded with surrogateescape) goes back byte for byte."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 def check_plain_value(option: str, value: str) -> str:
     """Any string option: no control characters (newline, NUL, ...), bounded length."""
     if not isinstance(value, str):

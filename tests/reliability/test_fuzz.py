@@ -21,7 +21,7 @@ import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -83,18 +83,6 @@ HOSTILE_BYTES = (
     b"*",
 )
 
-# Engine bugs found by this fuzzer, each with a minimal xfail(strict=True) test in test_engine_bugs.py.
-# The fuzzer counts them apart so that it keeps finding anything else.
-KnownBug = Callable[[BaseException, str], bool]
-KNOWN_BUGS: Dict[str, KnownBug] = {
-    "non-UTF-8 byte copied into a rendered directive (UnicodeEncodeError in _planner)": lambda exc, tb: (
-        isinstance(exc, UnicodeEncodeError) and "_planner.py" in tb
-    ),
-    "proxy_set_header without arguments (IndexError in _planner)": lambda exc, tb: (
-        isinstance(exc, IndexError) and "directive_key(" in tb
-    ),
-}
-
 
 @dataclass
 class Tally:
@@ -102,7 +90,6 @@ class Tally:
 
     cases: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    known: Counter[str] = field(default_factory=Counter)
     unexpected: List[Tuple[str, str]] = field(default_factory=list)
     empty_messages: List[str] = field(default_factory=list)
     writes: List[Tuple[str, str]] = field(default_factory=list)
@@ -223,12 +210,7 @@ def run_case(label: str, data: bytes, dump: Optional[bytes], tally: Tally) -> No
 
 
 def _classify(label: str, exc: Exception, tally: Tally) -> None:
-    text = traceback.format_exc()
-    for name, matches in KNOWN_BUGS.items():
-        if matches(exc, text):
-            tally.known[name] += 1
-            return
-    tally.unexpected.append((label, text))
+    tally.unexpected.append((label, traceback.format_exc()))
 
 
 def assert_clean(tally: Tally) -> None:
@@ -241,7 +223,6 @@ def record(figures: Figures, section: str, tally: Tally) -> None:
     figures.record(section, "cases run", tally.cases)
     figures.record(section, "outcomes", dict(tally.outcomes.most_common()))
     figures.record(section, "uncaught exceptions (not NginxConfigError)", len(tally.unexpected))
-    figures.record(section, "known engine bugs hit (xfail tests in test_engine_bugs.py)", dict(tally.known))
     figures.record(section, "errors with an empty message", len(tally.empty_messages))
     figures.record(section, "writes outside crossplane's temporary copy", len(tally.writes))
     figures.record(section, "crossplane temporary copies (the engine's only write)", tally.temp_copies)

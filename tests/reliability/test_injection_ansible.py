@@ -139,8 +139,11 @@ def prepared(nginx_sandbox: NginxSandbox, tmp_path: Path) -> Iterator[Prepared]:
         recorder.close()
 
 
-def run_cases(prepared: Prepared, cases: List[Case], tmp_path: Path, figures: Figures, section: str) -> List[Any]:
-    """Run every case in one playbook; check each outcome, the loaded configuration, canary and requests."""
+def run_cases(
+    prepared: Prepared, cases: List[Case], tmp_path: Path, figures: Figures, section: str
+) -> Tuple[List[Any], Dict[str, Any]]:
+    """Run every case in one playbook; check each outcome, the loaded configuration, canary and requests.
+    Return the loaded directives and the results."""
     run = Playbooks(tmp_path).run(
         tasks_for(cases),
         {"cases": [args for _m, args, _e in cases]},
@@ -162,17 +165,22 @@ def run_cases(prepared: Prepared, cases: List[Case], tmp_path: Path, figures: Fi
     figures.record(section, "outcomes", dict(outcomes))
     figures.record(section, "probe requests recorded (all clean)", len(prepared.recorder.heads))
     figures.record(section, "seconds", round(run.elapsed, 1))
-    return loaded
+    return loaded, run.results
 
 
 def test_modules_through_ansible(prepared: Prepared, tmp_path: Path, figures: Figures) -> None:
     p = prepared
     cases = module_cases(p.link, p.conf, str(p.canary), p.probe_url)
-    loaded = run_cases(p, cases, tmp_path, figures, "injection: modules through ansible-playbook")
+    loaded, _results = run_cases(p, cases, tmp_path, figures, "injection: modules through ansible-playbook")
     assert header_args(loaded).get("x-test") == ["X-Test", QUOTED_HEADER]
 
 
 def test_role_through_ansible(prepared: Prepared, tmp_path: Path, figures: Figures) -> None:
     p = prepared
     cases = role_cases(p.link, p.conf, str(p.canary), p.probe_url)
-    run_cases(p, cases, tmp_path, figures, "injection: ws_proxy role through ansible-playbook")
+    _loaded, results = run_cases(p, cases, tmp_path, figures, "injection: ws_proxy role through ansible-playbook")
+    # the preflight runs the binary through a shell: quoted, so the whole value is one (missing) command name
+    (binary,) = [i for i, (_m, args, _e) in enumerate(cases) if "ws_proxy_nginx_binary" in args]
+    failure = results[f"case_{binary}"]
+    assert failure["task"] == "Preflight - fail when nginx is missing", failure
+    assert failure["msg"].startswith(f"nginx was not found (nginx; touch {p.canary}): "), failure

@@ -1,6 +1,5 @@
-"""Bugs the reliability tests found in the modules and actions, each as a minimal reproduction
-(``xfail(strict=True)``). When one is fixed its test passes, the strict xfail fails the run, and the
-marker must go (with the matching "known" entry in test_injection.py).
+"""Regressions for the bugs the reliability tests found in the modules and actions (docs/reliability.md,
+"Bugs found", 3 to 8), each as a minimal reproduction.
 """
 
 from __future__ import annotations
@@ -29,33 +28,23 @@ def upgrade_maps(sandbox: NginxSandbox) -> int:
     return sum(1 for d in loaded_directives(sandbox) if d.name == "map" and d.args[:1] == ["$http_upgrade"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="upgrade_map does not refuse control characters in map_file: it creates conf.d/<name with a line "
-    "feed>.conf, whose `# configuration file` line in `nginx -T` splits in two, so the next run does not "
-    "see the map and adds a second one (nginx silently uses the last)",
-)
 def test_map_file_with_a_line_feed_is_refused(nginx_sandbox: NginxSandbox) -> None:
     nginx_sandbox.write_site("app", incident_site(nginx_sandbox))
     conf = str(nginx_sandbox.conf)
     first = converge("upgrade_map", {"nginx_conf": conf, "map_file": "conf.d/a\nb.conf"})
     again = converge("upgrade_map", {"nginx_conf": conf})
-    assert first["failed"] or not again["changed"]
-    assert upgrade_maps(nginx_sandbox) <= 1
+    assert first["failed"] and "map_file contains a control character" in first["msg"], first
+    assert again["changed"] and upgrade_maps(nginx_sandbox) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_remote.refuse_backup_dir_inside_config only refuses a backup_dir that already holds loaded "
-    "files, and nginx_file only the file's own directory: an include glob over an empty directory "
-    "(include sites-enabled/*;) loads the backup",
-)
 def test_backup_in_an_empty_include_directory_is_refused(nginx_sandbox: NginxSandbox) -> None:
     site = nginx_sandbox.write("conf.d/app.conf", incident_site(nginx_sandbox))  # sites-enabled/ stays empty
     before = nginx_sandbox.dump().count("# configuration file ")
     args = {"path": str(site), "nginx_conf": str(nginx_sandbox.conf), "backup": True}
-    result = converge("ws_location", {**args, "backup_dir": str(nginx_sandbox.path("sites-enabled"))})
-    assert result["failed"] or nginx_sandbox.dump().count("# configuration file ") == before
+    backup_dir = nginx_sandbox.path("sites-enabled")
+    result = converge("ws_location", {**args, "backup_dir": str(backup_dir)})
+    assert result["failed"] and f"backup_dir {backup_dir} is a directory nginx loads files from" in result["msg"]
+    assert nginx_sandbox.dump().count("# configuration file ") == before and not os.listdir(backup_dir)
 
 
 @pytest.fixture
@@ -68,11 +57,6 @@ def read_only_site(nginx_sandbox: NginxSandbox) -> Iterator[tuple[NginxSandbox, 
             yield nginx_sandbox, real
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="nginx_file lets OSError escape write_operation (mkstemp, write, atomic_move, backup): the "
-    "module crashes instead of failing with a message that names the file and says nothing was written",
-)
 def test_nginx_file_fails_cleanly_on_a_read_only_filesystem(read_only_site: tuple[NginxSandbox, Path]) -> None:
     sandbox, real = read_only_site
     data = real.read_bytes()
@@ -90,12 +74,6 @@ def test_nginx_file_fails_cleanly_on_a_read_only_filesystem(read_only_site: tupl
     assert "nothing was written" in result["msg"].lower()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_remote.write_failure reads only `msg` from the nginx_file result; a crashed module's result "
-    "(Ansible 2.19) has its message in `exception`, so ws_location says 'the write on the managed node "
-    "failed' without the reason",
-)
 def test_ws_location_says_why_the_write_failed(read_only_site: tuple[NginxSandbox, Path]) -> None:
     sandbox, _real = read_only_site
     result = converge("ws_location", {"path": str(sandbox.path("sites-enabled/app")), "nginx_conf": str(sandbox.conf)})
@@ -103,11 +81,6 @@ def test_ws_location_says_why_the_write_failed(read_only_site: tuple[NginxSandbo
 
 
 @needs_root
-@pytest.mark.xfail(
-    strict=True,
-    reason="nginx_file.write_backup copies straight to the final backup name: when the backup filesystem "
-    "is full, a truncated (here empty) backup file stays in backup_dir",
-)
 def test_no_partial_backup_on_a_full_backup_filesystem(nginx_sandbox: NginxSandbox) -> None:
     real = nginx_sandbox.write_site("app", incident_site(nginx_sandbox))
     data = real.read_bytes()
@@ -129,12 +102,6 @@ def test_no_partial_backup_on_a_full_backup_filesystem(nginx_sandbox: NginxSandb
 
 
 @needs_root
-@pytest.mark.xfail(
-    strict=True,
-    raises=OSError,
-    reason="_model._crossplane_parse writes a NamedTemporaryFile in the controller's TMPDIR; when that is "
-    "full the engine raises OSError (an 'Unexpected failure' in the action) instead of an NginxConfigError",
-)
 def test_full_controller_tmpdir_is_a_clear_engine_error(monkeypatch: pytest.MonkeyPatch) -> None:
     with tmpfs(size="64k") as full:
         fill(full)
