@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import re
 import subprocess
 import sys
@@ -25,14 +24,13 @@ import pytest
 from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import handshake
 from ansible_collections.agaii.nginx.plugins.plugin_utils._diagnose import select_server
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
+from tests.support.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
 from tests.support.nginx_sandbox import NginxSandbox
 from tests.support.processes import LOCALHOST, ManagedProcess, free_port, wait_for_port
 from tests.support.pytest_fixtures import REPO_ROOT, Backend
 
 pytestmark = pytest.mark.nginx
 
-COLLECTIONS_PATH = REPO_ROOT / ".build" / "collections"
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 VHOST = "app.example.test"
 WS_URI = "/api/mqtt/ws/hints/diagnose"
 RESULTS_MARKER = "RESULTS:"
@@ -84,18 +82,6 @@ MISCONFIGURED = "misconfigured"  # no ws_proxy_diagnose_uri: the role's argument
 
 
 # --------------------------------------------------------------------------- running ansible
-
-
-def ansible_env(workdir: Path) -> Dict[str, str]:
-    return {
-        **os.environ,
-        "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
-        "ANSIBLE_LOCAL_TEMP": str(workdir / "ansible-local"),
-        "ANSIBLE_REMOTE_TEMP": str(workdir / "ansible-remote"),
-        "ANSIBLE_LOCALHOST_WARNING": "false",
-        "ANSIBLE_NOCOLOR": "true",
-        "ANSIBLE_FORCE_COLOR": "false",
-    }
 
 
 def ansible_playbook(workdir: Path, *argv: str) -> subprocess.CompletedProcess[str]:

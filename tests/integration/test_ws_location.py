@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -33,13 +32,13 @@ from ansible_collections.agaii.nginx.plugins.modules.nginx_file import lock_path
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
 from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import tree
 from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import route
+from tests.support.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+from tests.support.incident import INCIDENT_SITE_SERVER_HEADERS as INCIDENT_SITE
 from tests.support.nginx_sandbox import NginxSandbox
-from tests.support.pytest_fixtures import REPO_ROOT, Backend, backend_by_name
+from tests.support.pytest_fixtures import Backend, backend_by_name
 
 pytestmark = pytest.mark.nginx
 
-COLLECTIONS_PATH = REPO_ROOT / ".build" / "collections"
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 WS_MODULE = "agaii.nginx.ws_location"
 FILE_MODULE = "agaii.nginx.nginx_file"
 MODULE_OPTIONS = {WS_MODULE: tuple(WS_OPTIONS), FILE_MODULE: tuple(FILE_OPTIONS)}
@@ -62,21 +61,6 @@ map $http_upgrade $connection_upgrade {
     default upgrade;
     ''      close;
 }
-"""
-
-# The incident: server-level proxy headers and one `location /api/`.
-INCIDENT_SITE = """\
-server {{
-    listen {listen};
-    server_name app.example.test;
-    proxy_set_header Host $host;
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-
-    # the API
-    location /api/ {{
-        proxy_pass http://{upstream};
-    }}
-}}
 """
 
 INCIDENT_FIXED = """\
@@ -246,18 +230,6 @@ class Ansible:
         self.workdir = workdir
         self.count = 0
 
-    def _env(self) -> Dict[str, str]:
-        return {
-            **os.environ,
-            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
-            "ANSIBLE_LOCAL_TEMP": str(self.workdir / "ansible-local"),
-            "ANSIBLE_REMOTE_TEMP": str(self.workdir / "ansible-remote"),
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-            "ANSIBLE_NOCOLOR": "true",
-            "ANSIBLE_FORCE_COLOR": "false",
-        }
-
     def start(self, steps: Sequence[Step], watch: Path) -> Tuple[subprocess.Popen[str], float]:
         self.count += 1
         run_dir = self.workdir / f"run-{self.count}"
@@ -268,9 +240,8 @@ class Ansible:
         argv = [str(ANSIBLE_PLAYBOOK), "playbook.yml", "-e", "@vars.json"]
         if os.environ.get("AGAII_TARGET_PYTHON"):  # the version matrix runs target-side modules on Python 3.9
             argv += ["-e", f"ansible_python_interpreter={os.environ['AGAII_TARGET_PYTHON']}"]
-        popen = subprocess.Popen(
-            argv, cwd=run_dir, env=self._env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
+        output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+        popen = subprocess.Popen(argv, cwd=run_dir, env=ansible_env(self.workdir), **output)
         return popen, time.monotonic()
 
     @staticmethod

@@ -35,10 +35,9 @@ from ansible_collections.agaii.nginx.plugins.modules import nginx_file
 from ansible_collections.agaii.nginx.plugins.plugin_utils._action import refuse_control_characters_in_paths
 from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import TaskFailed
+from tests.support.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
 from tests.support.pytest_fixtures import REPO_ROOT
 
-COLLECTIONS_PATH = REPO_ROOT / ".build" / "collections"
-ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 NGINX_FILE_MODULE = REPO_ROOT / "plugins" / "modules" / "nginx_file.py"
 RESULTS_MARKER = "RESULTS:"
 
@@ -146,19 +145,6 @@ class Playbooks:
         self.workdir = workdir
         self.count = 0
 
-    def env(self) -> Dict[str, str]:
-        return {
-            **os.environ,
-            "ANSIBLE_COLLECTIONS_PATH": str(COLLECTIONS_PATH),
-            "ANSIBLE_LOCAL_TEMP": str(self.workdir / "ansible-local"),
-            "ANSIBLE_REMOTE_TEMP": str(self.workdir / "ansible-remote"),
-            "ANSIBLE_LOCALHOST_WARNING": "false",
-            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "false",
-            "ANSIBLE_NOCOLOR": "true",
-            "ANSIBLE_FORCE_COLOR": "false",
-            "ANSIBLE_RETRY_FILES_ENABLED": "false",
-        }
-
     def prepare(self, tasks: List[Dict[str, Any]], extra_vars: Mapping[str, Any], registered: Sequence[str]) -> Path:
         self.count += 1
         run_dir = self.workdir / f"playbook-{self.count}"
@@ -185,7 +171,7 @@ class Playbooks:
         return subprocess.Popen(
             [str(ANSIBLE_PLAYBOOK), "playbook.yml", "-e", "@vars.json"],
             cwd=run_dir,
-            env={**self.env(), **(env or {})},
+            env={**ansible_env(self.workdir), **(env or {})},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

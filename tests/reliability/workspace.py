@@ -12,25 +12,12 @@ from typing import Dict, Iterable, List, Set, Tuple, Union
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Directive, load
 from tests.reliability.hostile import INJECTED_DIRECTIVES, INJECTED_HEADER
+from tests.support.incident import INCIDENT_SITE_SERVER_HEADERS
 from tests.support.nginx_sandbox import NginxSandbox
 
 SKIPPED_DIRS = ("logs", "temp")
 RUNTIME_FILES = ("nginx.pid", "nginx.lock")  # written by nginx itself, not configuration
 Entry = Union[bytes, Tuple[str, str]]  # file bytes, ("link", target) or ("dir", "")
-
-INCIDENT_SITE = """\
-server {{
-    listen {listen};
-    server_name app.example.test;
-    proxy_set_header Host $host;
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-
-    # the API
-    location /api/ {{
-        proxy_pass http://{upstream};
-    }}
-}}
-"""
 
 UPGRADE_MAP = """\
 map $http_upgrade $connection_upgrade {
@@ -41,7 +28,7 @@ map $http_upgrade $connection_upgrade {
 
 
 def incident_site(sandbox: NginxSandbox, upstream: str = "127.0.0.1:9") -> bytes:
-    return INCIDENT_SITE.format(listen=sandbox.listen, upstream=upstream).encode()
+    return INCIDENT_SITE_SERVER_HEADERS.format(listen=sandbox.listen, upstream=upstream).encode()
 
 
 DIRECTORY: Tuple[str, str] = ("dir", "")
