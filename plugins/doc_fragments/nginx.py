@@ -32,8 +32,8 @@ options:
     default: false
   backup_dir:
     description:
-      - Where backups go, created with mode C(0700). It must be outside every nginx include glob; a
-        backup inside C(sites-enabled/) would be loaded by nginx.
+      - Where backups go, created with mode C(0700). It must be an absolute path outside every nginx
+        include glob; a backup inside C(sites-enabled/) would be loaded by nginx.
       - The task fails, before writing anything, when an C(include) glob of any loaded file reaches
         O(backup_dir) (its directory, or the directory itself), even while it is empty.
       - Control characters (line feeds, NUL) are refused in every path option.

@@ -391,6 +391,11 @@ def is_directory_of(directory: str, *paths: str) -> bool:
 
 def write_backup(module: AnsibleModule, realpath: str) -> str:
     backup_dir = module.params["backup_dir"]
+    if not os.path.isabs(backup_dir):
+        module.fail_json(
+            msg="backup_dir must be an absolute path, got %r: a relative one would land in whatever directory "
+            "the module happens to run in. Nothing was written." % backup_dir
+        )
     if is_directory_of(backup_dir, realpath, module.params["path"]):
         module.fail_json(
             msg="backup_dir %s is the directory of the file, where nginx could load the backup; "

@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any, ClassVar, Dict, Optional
 
 from ansible.errors import AnsibleActionFail
 from ansible.module_utils.basic import missing_required_lib
 from ansible.plugins.action import ActionBase
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import InvalidOptionError, NginxConfigError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import CROSSPLANE_IMPORT_ERROR, HAS_CROSSPLANE
 from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import TARGET_MODULE, RunTarget, TaskFailed
 from ansible_collections.agaii.nginx.plugins.plugin_utils._render import check_plain_value
@@ -23,15 +24,22 @@ FILE_OPTIONS: Dict[str, Dict[str, Any]] = {
     "nginx_conf": {"type": "path", "default": "/etc/nginx/nginx.conf"},
 }
 
-# A line feed in a file name splits its `# configuration file` line in `nginx -T`, so such a file could not
-# be found again; NUL cannot be in a path at all. Refused before any remote call.
+# Refused before any remote call: a line feed in a file name splits its `# configuration file` line in
+# `nginx -T`, so such a file could not be found again; NUL cannot be in a path at all; a relative backup_dir
+# would be resolved against the module's working directory on the host.
 PATH_OPTIONS = ("path", "backup_dir", "map_file", "nginx_binary", "nginx_conf")
 
 
-def refuse_control_characters_in_paths(args: Dict[str, Any]) -> None:
+def refuse_unsafe_paths(args: Dict[str, Any]) -> None:
     for option in PATH_OPTIONS:
         if args.get(option) is not None:
             check_plain_value(option, args[option])
+    if args.get("backup") and not posixpath.isabs(args["backup_dir"]):
+        raise InvalidOptionError(
+            f"backup_dir must be an absolute path, got {args['backup_dir']!r}: a relative one would land in "
+            "whatever directory the module happens to run in on the host",
+            hint="Give an absolute directory outside every nginx include, such as /var/backups/nginx.",
+        )
 
 
 class EditingAction(ActionBase):
@@ -48,7 +56,7 @@ class EditingAction(ActionBase):
         if not HAS_CROSSPLANE:
             raise AnsibleActionFail(missing_required_lib("crossplane"), orig_exc=CROSSPLANE_IMPORT_ERROR)
         try:
-            refuse_control_characters_in_paths(args)
+            refuse_unsafe_paths(args)
             result.update(self.converge(args, self._runner(task_vars or {})))
         except TaskFailed as failure:
             result.update(failure.result)

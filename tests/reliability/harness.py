@@ -32,7 +32,7 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.agaii.nginx.plugins.action import upgrade_map as upgrade_map_action
 from ansible_collections.agaii.nginx.plugins.action import ws_location as ws_location_action
 from ansible_collections.agaii.nginx.plugins.modules import nginx_file
-from ansible_collections.agaii.nginx.plugins.plugin_utils._action import refuse_control_characters_in_paths
+from ansible_collections.agaii.nginx.plugins.plugin_utils._action import refuse_unsafe_paths
 from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import TaskFailed
 from tests.support.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
@@ -109,7 +109,7 @@ def converge(action: str, args: Mapping[str, Any], check_mode: bool = False) -> 
     plugin = module.ActionModule.__new__(module.ActionModule)
     plugin._task = SimpleNamespace(check_mode=check_mode, diff=False)
     try:
-        refuse_control_characters_in_paths(validated)  # as EditingAction.run does
+        refuse_unsafe_paths(validated)  # as EditingAction.run does
         result: Dict[str, Any] = plugin.converge(validated, lambda target_args: run_nginx_file(target_args, check_mode))
     except TaskFailed as failure:
         return failure.result

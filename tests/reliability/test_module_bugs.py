@@ -108,3 +108,20 @@ def test_full_controller_tmpdir_is_a_clear_engine_error(monkeypatch: pytest.Monk
         monkeypatch.setattr(tempfile, "tempdir", str(full))
         with pytest.raises(NginxConfigError, match=r"TMPDIR|temporary|space"):
             load("/etc/nginx/sites-enabled/app", b"server {\n    listen 80;\n}\n" * 4000)
+
+
+def test_nginx_file_refuses_a_relative_backup_dir(nginx_sandbox: NginxSandbox) -> None:
+    real = nginx_sandbox.write_site("app", incident_site(nginx_sandbox))
+    data = real.read_bytes()
+    args = {
+        "operation": "write",
+        "path": str(real),
+        "content": base64.b64encode(data + b"# edit\n").decode(),
+        "expected_sha256": hashlib.sha256(data).hexdigest(),
+        "nginx_conf": str(nginx_sandbox.conf),
+        "backup": True,
+        "backup_dir": "backups",
+    }
+    result = run_nginx_file(args)
+    assert result["failed"] and result["msg"].startswith("backup_dir must be an absolute path, got 'backups'"), result
+    assert result["msg"].endswith("Nothing was written.") and real.read_bytes() == data

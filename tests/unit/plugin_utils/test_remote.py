@@ -6,7 +6,7 @@ from typing import Any, Dict
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._action import refuse_control_characters_in_paths
+from ansible_collections.agaii.nginx.plugins.plugin_utils._action import refuse_unsafe_paths
 from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import InvalidOptionError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
 from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import (
@@ -99,8 +99,15 @@ def test_a_failed_read_says_why() -> None:
 @pytest.mark.parametrize("value", ["/etc/nginx/a\nb.conf", "/etc/nginx/a\x00b", "/etc/nginx/a\rb"])
 def test_control_characters_in_a_path_option_are_refused(option: str, value: str) -> None:
     with pytest.raises(InvalidOptionError, match=rf"^{option} contains a control character"):
-        refuse_control_characters_in_paths({option: value})
+        refuse_unsafe_paths({option: value})
 
 
 def test_plain_paths_and_unset_options_pass() -> None:
-    refuse_control_characters_in_paths({"path": "/etc/nginx/sites-enabled/my site", "map_file": None})
+    refuse_unsafe_paths({"path": "/etc/nginx/sites-enabled/my site", "map_file": None})
+
+
+@pytest.mark.parametrize("backup_dir", ["backups", "./backups", "var/backups/nginx", ""])
+def test_a_relative_backup_dir_is_refused_when_backups_are_asked_for(backup_dir: str) -> None:
+    with pytest.raises(InvalidOptionError, match=r"^backup_dir must be an absolute path"):
+        refuse_unsafe_paths({"backup": True, "backup_dir": backup_dir})
+    refuse_unsafe_paths({"backup": False, "backup_dir": backup_dir})
