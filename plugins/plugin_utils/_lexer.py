@@ -22,15 +22,11 @@ OPEN = "{"
 CLOSE = "}"
 COMMENT = "#"
 
-_SPACE = re.compile(rb"[ \t\r\n]+")
-# A bare word: "\x" escapes any byte, "${" keeps going (a variable), and only whitespace, ";" and
-# "{" end it. A "}" inside a word is part of the word, exactly as nginx reads it.
-_WORD = re.compile(rb"(?:\\[\s\S]|\$\{|[^ \t\r\n;{\\])+")
-_DOUBLE = re.compile(rb'"(?:\\[\s\S]|[^"\\])*"')
-_SINGLE = re.compile(rb"'(?:\\[\s\S]|[^'\\])*'")
-# One token after optional whitespace, for the parser's single pass (same rules as the patterns above):
-# 1 ";" "{" "}", 2 a comment, 3 a double-quoted body, 4 a single-quoted body, 5 a bare word. No group
-# matches at a quote that is never closed (or a lone backslash at the end of the data).
+# One token after optional whitespace (the rules of ngx_conf_read_token):
+# 1 ";" "{" "}", 2 a comment, 3 a double-quoted body, 4 a single-quoted body, 5 a bare word: "\x" escapes
+# any byte, "${" keeps going (a variable), and only whitespace, ";" and "{" end it; a "}" inside a word is
+# part of the word, exactly as nginx reads it. No group matches at a quote that is never closed (or a lone
+# backslash at the end of the data).
 SCAN = re.compile(
     rb"[ \t\r\n]*(?:"
     rb"([;{}])"
@@ -81,12 +77,24 @@ class Lexer:
 
     def next_token(self) -> Optional[Token]:
         """Return the next token, or None at the end of the data."""
-        space = _SPACE.match(self.data, self.pos)
-        if space:
-            self._advance_to(space.end())
-        if self.pos >= len(self.data):
-            return None
-        return self._read_token()
+        match = SCAN.match(self.data, self.pos)
+        kind = match.lastindex
+        if kind is None:
+            return self._read_unmatched(match.end())
+        start = match.start(kind) - (1 if kind in (3, 4) else 0)  # a quoted token starts at its quote
+        self._advance_to(start)
+        line, end = self.line, match.end()
+        self._advance_to(end)
+        raw = match.group(kind)
+        if kind == 1:
+            return Token(raw.decode(), raw, start, end, line)
+        if kind == 2:
+            return Token(COMMENT, raw, start, end, line)
+        if kind == 5:
+            return Token(WORD, unescape(raw), start, end, line)
+        if end < len(self.data) and self.data[end] not in AFTER_QUOTE_OK:
+            raise self.error(f'unexpected "{chr(self.data[end])}" after a quoted argument')
+        return Token(QUOTED, unescape(raw), start, end, line)
 
     def jump_to(self, offset: int) -> None:
         self._advance_to(offset)
@@ -103,39 +111,16 @@ class Lexer:
         self.line += self.data.count(b"\n", self.pos, end)
         self.pos = end
 
-    def _read_token(self) -> Token:
-        data, start, line = self.data, self.pos, self.line
-        byte = data[start : start + 1]
-        if byte in (b";", b"{", b"}"):
-            self._advance_to(start + 1)
-            return Token(byte.decode(), byte, start, start + 1, line)
-        if byte == b"#":
-            end = data.find(b"\n", start)
-            end = len(data) if end < 0 else end
-            self._advance_to(end)
-            return Token(COMMENT, data[start:end], start, end, line)
-        if byte in (b'"', b"'"):
-            return self._read_quoted(byte)
-        end = _word_end(data, start)
-        self._advance_to(end)
-        return Token(WORD, unescape(data[start:end]), start, end, line)
-
-    def _read_quoted(self, quote: bytes) -> Token:
-        data, start, line = self.data, self.pos, self.line
-        match = (_DOUBLE if quote == b'"' else _SINGLE).match(data, start)
-        if match is None:
-            raise self.error("unexpected end of file, expecting a closing quote", line)
-        end = match.end()
-        self._advance_to(end)
-        if end < len(data) and data[end] not in AFTER_QUOTE_OK:
-            raise self.error(f'unexpected "{chr(data[end])}" after a quoted argument')
-        return Token(QUOTED, unescape(match.group(0)[1:-1]), start, end, line)
-
-
-def _word_end(data: bytes, start: int) -> int:
-    match = _WORD.match(data, start)
-    # the word pattern matches at least one byte wherever a token can start after the checks above
-    return match.end() if match else start + 1
+    def _read_unmatched(self, at: int) -> Optional[Token]:
+        """Where SCAN matches no token: the end of the data, a quote never closed, or a lone backslash
+        at the very end (a one-byte word, as nginx reads it)."""
+        self._advance_to(at)
+        if at >= len(self.data):
+            return None
+        if self.data[at] in b"\"'":
+            raise self.error("unexpected end of file, expecting a closing quote")
+        self._advance_to(at + 1)
+        return Token(WORD, self.data[at : at + 1], at, at + 1, self.line)
 
 
 def tokenize(data: bytes, filename: str = "<config>") -> Iterator[Token]:
