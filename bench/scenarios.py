@@ -4,7 +4,6 @@ and the fix playbook on 50 hosts against 1. Every nginx here is a private sandbo
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -62,18 +61,8 @@ def sandboxes(count: int, site: Callable[[NginxSandbox], bytes], start: bool) ->
         yield made
     finally:
         for sandbox in made:
-            remove_lock_files(sandbox.root)
+            sandbox.remove_lock_files()
             sandbox.cleanup()
-
-
-def remove_lock_files(root: Path) -> None:
-    """nginx_file locks each file it writes in /run/lock; remove the locks of the sandbox's files."""
-    from ansible_collections.agaii.nginx.plugins.modules.nginx_file import lock_path
-
-    for directory, _dirs, names in os.walk(root):
-        for name in names:
-            with contextlib.suppress(OSError):
-                os.unlink(lock_path(os.path.realpath(os.path.join(directory, name))))
 
 
 def incident_site(sandbox: NginxSandbox) -> bytes:

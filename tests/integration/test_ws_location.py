@@ -8,7 +8,6 @@ file after it. Arguments travel as JSON extra vars, so hostile values reach the 
 from __future__ import annotations
 
 import base64
-import contextlib
 import fcntl
 import hashlib
 import json
@@ -18,7 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -260,17 +259,8 @@ class Ansible:
 
 
 @pytest.fixture
-def ansible(tmp_path: Path, nginx_sandbox: NginxSandbox) -> Iterator[Ansible]:
-    yield Ansible(tmp_path)
-    remove_lock_files(nginx_sandbox.root)
-
-
-def remove_lock_files(root: Path) -> None:
-    """Remove the target's lock files (in /run/lock) of every file in the sandbox."""
-    for directory, _dirs, names in os.walk(root):
-        for name in names:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(lock_path(os.path.realpath(os.path.join(directory, name))))
+def ansible(tmp_path: Path) -> Ansible:
+    return Ansible(tmp_path)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -8,7 +8,6 @@ where the numbers in ``docs/reliability.md`` come from.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
@@ -18,7 +17,6 @@ from typing import Any, Dict, List
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.modules.nginx_file import lock_path
 from tests.support.pytest_fixtures import REPO_ROOT
 
 FIGURES_FILE = Path(os.environ.get("AGAII_FIGURES_FILE", REPO_ROOT / ".build" / "reliability" / "figures.jsonl"))
@@ -45,22 +43,6 @@ class Figures:
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
     yield Figures(request.node.nodeid)
-
-
-@pytest.fixture(autouse=True)
-def _remove_sandbox_locks(request: pytest.FixtureRequest) -> Iterator[None]:
-    """nginx_file leaves one lock file per edited path in /run/lock: remove those of the test's sandbox."""
-    sandbox = request.getfixturevalue("nginx_sandbox") if "nginx_sandbox" in request.fixturenames else None
-    yield
-    if sandbox is not None:
-        remove_lock_files(sandbox.root)
-
-
-def remove_lock_files(root: Path) -> None:
-    for directory, _dirs, names in os.walk(root):
-        for name in names:
-            with contextlib.suppress(OSError):
-                os.unlink(lock_path(os.path.realpath(os.path.join(directory, name))))
 
 
 def _is_controller(config: pytest.Config) -> bool:

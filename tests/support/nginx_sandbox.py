@@ -20,6 +20,7 @@ like ``nginx -t`` against /etc/nginx/nginx.conf. ``-p <root>/`` keeps every rela
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -363,6 +364,16 @@ class NginxSandbox:
             return self.error_log.read_bytes()[-max_bytes:].decode("utf-8", "replace")
         except OSError:
             return ""
+
+    def remove_lock_files(self) -> None:
+        """Remove the lock files ``nginx_file`` left in /run/lock for the sandbox's files (one per edited path)."""
+        # imported here: the demo imports this module before the checkout is linked as ansible_collections
+        from ansible_collections.agaii.nginx.plugins.modules.nginx_file import lock_path
+
+        for directory, _dirs, names in os.walk(self.root):
+            for name in names:
+                with contextlib.suppress(OSError):
+                    os.unlink(lock_path(os.path.realpath(os.path.join(directory, name))))
 
     def cleanup(self) -> None:
         """Stop nginx and remove the sandbox directory (unless ``keep``)."""

@@ -123,13 +123,15 @@ def strict_backend(backend_log_dir: Path) -> Iterator[Backend]:
 
 @pytest.fixture
 def nginx_sandbox(request: pytest.FixtureRequest) -> Iterator[NginxSandbox]:
-    """A fresh, not yet started nginx sandbox; stopped (and removed unless the test failed) after."""
+    """A fresh, not yet started nginx sandbox; stopped (and removed unless the test failed) after, with the
+    lock files nginx_file left for its files."""
     sandbox = NginxSandbox(nginx_bin=nginx_available_or_skip())
     try:
         yield sandbox
     finally:
         failed = request.node.stash.get(_CALL_FAILED, False)
         sandbox.keep = sandbox.keep or failed
+        sandbox.remove_lock_files()
         sandbox.cleanup()
         if failed:
             _print_sandbox_diagnosis(sandbox)
