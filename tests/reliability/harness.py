@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -85,6 +86,18 @@ def run_nginx_file(args: Mapping[str, Any], check_mode: bool = False) -> Dict[st
         nginx_file.acquire_lock = original_lock  # type: ignore[assignment]
         for fd in lock_fds:
             os.close(fd)
+
+
+def write_request(path: Path, old: Optional[bytes], new: bytes, nginx_conf: str, **options: Any) -> Dict[str, Any]:
+    """The arguments of an ``nginx_file`` write of ``new`` over ``old`` (None: the file does not exist)."""
+    return {
+        "operation": "write",
+        "path": str(path),
+        "content": base64.b64encode(new).decode(),
+        "expected_sha256": "absent" if old is None else hashlib.sha256(old).hexdigest(),
+        "nginx_conf": nginx_conf,
+        **options,
+    }
 
 
 # --------------------------------------------------------------------------- the actions in process

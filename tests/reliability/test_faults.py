@@ -17,7 +17,6 @@ Every refusal says what happened and that nothing was written (the module's own 
 from __future__ import annotations
 
 import base64
-import hashlib
 import os
 import random
 import subprocess
@@ -31,7 +30,15 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 from tests.reliability.conftest import Figures
-from tests.reliability.harness import NGINX_FILE_MODULE, Playbooks, converge, message, module_case, run_nginx_file
+from tests.reliability.harness import (
+    NGINX_FILE_MODULE,
+    Playbooks,
+    converge,
+    message,
+    module_case,
+    run_nginx_file,
+    write_request,
+)
 from tests.reliability.workspace import incident_site
 from tests.support.faults import (
     ROOT_REASON,
@@ -91,19 +98,8 @@ def site(nginx_sandbox: NginxSandbox) -> Site:
     return Site(nginx_sandbox, real, nginx_sandbox.path("sites-enabled/app"), real.read_bytes())
 
 
-def sha(data: Optional[bytes]) -> str:
-    return "absent" if data is None else hashlib.sha256(data).hexdigest()
-
-
 def write_args(site: Site, path: Path, old: Optional[bytes], new: bytes, **options: Any) -> Dict[str, Any]:
-    return {
-        "operation": "write",
-        "path": str(path),
-        "content": base64.b64encode(new).decode(),
-        "expected_sha256": sha(old),
-        "nginx_conf": site.conf,
-        **options,
-    }
+    return write_request(path, old, new, site.conf, **options)
 
 
 def broken(original: bytes, index: int) -> bytes:

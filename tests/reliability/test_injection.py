@@ -15,9 +15,7 @@ working directory.
 
 from __future__ import annotations
 
-import base64
 import functools
-import hashlib
 import json
 import socket
 import threading
@@ -33,7 +31,7 @@ import yaml
 from ansible_collections.agaii.nginx.plugins.modules import ws_probe
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Directive
 from tests.reliability.conftest import Figures
-from tests.reliability.harness import converge, message, run_module_main, run_nginx_file, validate_args
+from tests.reliability.harness import converge, message, run_module_main, run_nginx_file, validate_args, write_request
 from tests.reliability.hostile import hostile_values, short
 from tests.reliability.workspace import (
     UPGRADE_MAP,
@@ -265,13 +263,7 @@ def test_nginx_file_options(nginx_sandbox: NginxSandbox, canary: Path, workdir: 
     site, counts, values = Site(nginx_sandbox, canary, with_map=True), Counts(), hostile_values(str(canary))
     data = site.real.read_bytes()
     read = {"operation": "read", "path": str(site.link), "nginx_conf": site.conf}
-    write = {
-        "operation": "write",
-        "path": str(site.real),
-        "content": base64.b64encode(data + b"# rewritten\n").decode(),
-        "expected_sha256": hashlib.sha256(data).hexdigest(),
-        "nginx_conf": site.conf,
-    }
+    write = write_request(site.real, data, data + b"# rewritten\n", site.conf)
     options: Dict[str, OptionArgs] = {
         "operation": lambda v: {**read, "operation": v},
         "path": lambda v: {**read, "path": v},

@@ -4,8 +4,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ import pytest
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from tests.reliability.harness import converge, message, run_nginx_file
+from tests.reliability.harness import converge, message, run_nginx_file, write_request
 from tests.reliability.workspace import incident_site, loaded_directives
 from tests.support.faults import ROOT_REASON, fill, is_root, readonly, tmpfs, tmpfs_on
 from tests.support.nginx_sandbox import NginxSandbox
@@ -60,15 +58,7 @@ def read_only_site(nginx_sandbox: NginxSandbox) -> Iterator[tuple[NginxSandbox, 
 def test_nginx_file_fails_cleanly_on_a_read_only_filesystem(read_only_site: tuple[NginxSandbox, Path]) -> None:
     sandbox, real = read_only_site
     data = real.read_bytes()
-    result = run_nginx_file(
-        {
-            "operation": "write",
-            "path": str(real),
-            "content": base64.b64encode(data + b"# edit\n").decode(),
-            "expected_sha256": hashlib.sha256(data).hexdigest(),
-            "nginx_conf": str(sandbox.conf),
-        }
-    )
+    result = run_nginx_file(write_request(real, data, data + b"# edit\n", str(sandbox.conf)))
     assert result["failed"] and not result.get("crashed"), result
     assert str(real) in result["msg"] and "Read-only file system" in result["msg"]
     assert "nothing was written" in result["msg"].lower()
@@ -86,17 +76,8 @@ def test_no_partial_backup_on_a_full_backup_filesystem(nginx_sandbox: NginxSandb
     data = real.read_bytes()
     with tmpfs(size="64k") as backups:
         fill(backups)
-        run_nginx_file(
-            {
-                "operation": "write",
-                "path": str(real),
-                "content": base64.b64encode(data + b"# edit\n").decode(),
-                "expected_sha256": hashlib.sha256(data).hexdigest(),
-                "nginx_conf": str(nginx_sandbox.conf),
-                "backup": True,
-                "backup_dir": str(backups),
-            }
-        )
+        conf = str(nginx_sandbox.conf)
+        run_nginx_file(write_request(real, data, data + b"# edit\n", conf, backup=True, backup_dir=str(backups)))
         left = [name for name in os.listdir(backups) if not name.startswith(".agaii-filler")]
     assert left == []
 
@@ -113,15 +94,7 @@ def test_full_controller_tmpdir_is_a_clear_engine_error(monkeypatch: pytest.Monk
 def test_nginx_file_refuses_a_relative_backup_dir(nginx_sandbox: NginxSandbox) -> None:
     real = nginx_sandbox.write_site("app", incident_site(nginx_sandbox))
     data = real.read_bytes()
-    args = {
-        "operation": "write",
-        "path": str(real),
-        "content": base64.b64encode(data + b"# edit\n").decode(),
-        "expected_sha256": hashlib.sha256(data).hexdigest(),
-        "nginx_conf": str(nginx_sandbox.conf),
-        "backup": True,
-        "backup_dir": "backups",
-    }
-    result = run_nginx_file(args)
+    conf = str(nginx_sandbox.conf)
+    result = run_nginx_file(write_request(real, data, data + b"# edit\n", conf, backup=True, backup_dir="backups"))
     assert result["failed"] and result["msg"].startswith("backup_dir must be an absolute path, got 'backups'"), result
     assert result["msg"].endswith("Nothing was written.") and real.read_bytes() == data
