@@ -145,6 +145,9 @@ def demote(user: User) -> Callable[[], None]:
     return switch
 
 
+TRAVERSE = 0o001  # search (x) permission for others on a directory
+
+
 def chmod_tree(path: Path, add: int) -> None:
     """Add permission bits to ``path`` and every directory above it up to ``/`` (traversal for users)."""
     for current in (path, *path.parents):
@@ -207,6 +210,9 @@ def start_module(
 ) -> subprocess.Popen[str]:
     """Start the module file in its own process (optionally as ``user``); the caller waits or kills it."""
     python, python_env = interpreter_for(user)
+    if user is not None:  # the checkout may sit in a private directory (a clone in a mktemp -d): let it in
+        for directory in (module_file.parent, *python_env["PYTHONPATH"].split(os.pathsep)):
+            chmod_tree(Path(directory), TRAVERSE)
     return subprocess.Popen(
         module_argv(module_file, args, workdir, python),
         stdout=subprocess.PIPE,
