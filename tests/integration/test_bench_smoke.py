@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.pytest_fixtures import REPO_ROOT
 
-pytestmark = [pytest.mark.nginx, pytest.mark.slow]
+pytestmark = [pytest.mark.nginx, pytest.mark.slow, pytest.mark.full]
 
 BENCH = REPO_ROOT / "bench" / "run"
 FLEET_HOSTS = 5

@@ -1,4 +1,4 @@
-"""The engine against 67 real-world nginx files (``../shared/corpus``), judged by Debian's nginx 1.22.
+"""The engine against 67 real-world nginx files (``tests/data/corpus``), judged by Debian's nginx 1.22.
 
 Each corpus file is placed once in its own sandbox by :mod:`tests.support.corpus_sandbox` (stubs keep
 every line where it was), then:
@@ -51,7 +51,7 @@ from tests.support.corpus import corpus_files, require_corpus
 from tests.support.corpus_sandbox import Prepared, prepare, read_sources
 from tests.support.nginx_sandbox import NginxSandbox
 
-pytestmark = pytest.mark.nginx
+pytestmark = [pytest.mark.nginx, pytest.mark.full]
 
 WS_LOCATION = "^/api/mqtt/ws/"
 WS_PREFIX = "/api/mqtt/ws/"

@@ -68,3 +68,11 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     for entry in sorted(entries, key=lambda e: (e["section"], e["time"])):
         terminalreporter.write_line(f"{entry['section']}: {entry['name']} = {entry['value']}")
     terminalreporter.write_line(f"(also in {FIGURES_FILE})")
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    """The reliability suite (fuzzing, injection, faults, load) belongs to the full tier (scripts/test --all)."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.full)
