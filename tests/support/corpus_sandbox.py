@@ -13,10 +13,15 @@ column was made:
   (``fastcgi_params``, ``mime.types``, ...), else empty. Globs are rewritten, never populated.
 - certificates and keys: one self-signed certificate generated once with ``openssl`` (key and
   certificate in one PEM, so it serves either directive); ``ssl_dhparam`` gets ffdhe2048 parameters.
-- logs, pid, lock, temp and cache paths: absolute ones are moved under the sandbox root.
+- logs, lock, temp and cache paths: absolute ones are moved under the sandbox root; a main file's ``pid``
+  is the sandbox's pid file (added when the file has none), so that the sandbox can start and stop it.
 - ``user``: ``nobody nogroup`` (nginx -t runs as root in CI and checks the account).
 - upstream hosts: a host name (not an IP, ``localhost``, a variable, a unix socket or an upstream
   defined in the file) in ``*_pass`` or an upstream's ``server`` becomes ``127.0.0.1``, port and URI kept.
+  With ``backend`` (``127.0.0.1:<port>`` of a real server), every ``proxy_pass`` address (name, IP,
+  unix socket; ``https`` becomes ``http``), every upstream ``server`` and the ``set $upstream_app``/
+  ``$upstream_port``/``$upstream_proto`` values of reverse-proxy bundles point at that server instead,
+  so that requests through the placed file really reach it (the URI part is kept).
 - main files without ``events{}`` get ``events {} `` in front of their first byte; main files get the
   sandbox's ``access_log``/temp paths (and a certificate when a ``listen ... ssl`` needs one) right
   after ``http {``, on the same line.
@@ -69,6 +74,8 @@ LOG_DIRECTIVES = frozenset({"access_log", "error_log"})
 TEMP_DIRECTIVES = frozenset(f"{kind}_temp_path" for kind in TEMP_KINDS)
 CACHE_DIRECTIVES = frozenset(f"{kind}_cache_path" for kind in ("proxy", "fastcgi", "uwsgi", "scgi"))
 NON_HTTP_BLOCKS = frozenset({"stream", "mail", "events"})
+# The upstream variables of linuxserver/SWAG proxy samples: (host, port, scheme) index of the backend stub.
+BUNDLE_VARIABLES = {"$upstream_app": 0, "$upstream_port": 1, "$upstream_proto": 2}
 MODULES_DIR = Path("/usr/lib/nginx/modules")
 _CONTEXT = re.compile(r"\bctx=(\w+)")
 _DUMP_MARKER = re.compile(rb"^# configuration file (.+):\r?\n", re.M)
@@ -131,6 +138,8 @@ class SourceRow:
 def read_sources(corpus_dir: Path = CORPUS_DIR) -> Dict[str, SourceRow]:
     with (corpus_dir / "SOURCES.tsv").open(newline="", encoding="utf-8") as handle:
         rows = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        if "nginx_t_stubbed" not in (rows.fieldnames or ()):
+            return {}  # a SOURCES.tsv without nginx -t columns (tests/data/field): contexts are guessed
         return {
             row["file"]: SourceRow(
                 row["file"], row["note"], row["nginx_t"], row["nginx_t_stubbed"], row["nginx_t_stubbed_mods"]
@@ -296,8 +305,12 @@ def _nginx_message(stderr: str) -> str:
 # ------------------------------------------------------------------------------------ prepare
 
 
-def prepare(corpus_file: Path, sandbox: NginxSandbox, row: Optional[SourceRow] = None) -> Prepared:
+def prepare(
+    corpus_file: Path, sandbox: NginxSandbox, row: Optional[SourceRow] = None, backend: Optional[str] = None
+) -> Prepared:
     """Place ``corpus_file`` in ``sandbox`` with its stubs and run ``nginx -t`` on it once.
+
+    ``backend`` (``127.0.0.1:<port>``) sends every proxied request of the file to that server.
 
     ``row`` defaults to the file's SOURCES.tsv line. The result says whether nginx accepts the placed
     file (``passes``) and, when it does not, why that is expected (``skip_reason``): a module that is
@@ -309,7 +322,7 @@ def prepare(corpus_file: Path, sandbox: NginxSandbox, row: Optional[SourceRow] =
     original = corpus_file.read_bytes()
     context = row.context if row is not None else _guess_context(original)
     modules = _installed_modules(row)
-    stubber = _Stubber(sandbox, original, corpus_file.name, context, modules)
+    stubber = _Stubber(sandbox, original, corpus_file.name, context, modules, backend)
     data, stubs = stubber.run()
     path = _place(sandbox, corpus_file.name, data, context)
     prepared = Prepared(
@@ -341,6 +354,19 @@ def _guess_context(data: bytes) -> str:
     if "server" in tops or "map" in tops or "upstream" in tops:
         return "http"
     return "server"
+
+
+def skip_category(message: str) -> str:
+    """The category of an ``nginx -t`` failure of a stubbed file (the categories SOURCES.tsv uses)."""
+    module = _module_for(message)
+    if module is not None:
+        return f"needs module {module[0]} ({module[1]})"
+    if 'unknown directive "http2"' in message:  # `http2 on;` came with nginx 1.25.1
+        return "syntax newer than nginx 1.22"
+    for pattern, category in _SKIP_CATEGORIES:
+        if re.search(pattern, message):
+            return category
+    return "fails nginx -t even stubbed"
 
 
 def _skip_reason(row: Optional[SourceRow], observed: str) -> Optional[str]:
@@ -420,8 +446,17 @@ def _ancestors(directive: Directive) -> List[str]:
 class _Stubber:
     """Compute the stubs of one file and create what they point at inside the sandbox."""
 
-    def __init__(self, sandbox: NginxSandbox, data: bytes, name: str, context: str, modules: List[Path]) -> None:
+    def __init__(
+        self,
+        sandbox: NginxSandbox,
+        data: bytes,
+        name: str,
+        context: str,
+        modules: List[Path],
+        backend: Optional[str] = None,
+    ) -> None:
         self.modules = modules
+        self.backend = backend
         self.sandbox = sandbox
         self.root = sandbox.root
         self.data = data
@@ -466,16 +501,25 @@ class _Stubber:
             self._material_file(d, "dhparam")
         elif name in LOG_DIRECTIVES and d.args:
             self._log(d)
+        elif name == "pid" and d.args and d.parent is None:
+            self._replace_arg(d, 0, "pid", str(self.sandbox.pid_file))
         elif name in ("pid", "lock_file", "working_directory") and d.args:
             self._absolute_to_root(d, name, directory=name == "working_directory")
         elif name in TEMP_DIRECTIVES or name in CACHE_DIRECTIVES:
             self._absolute_to_root(d, "paths", directory=True)
         elif name == "user" and d.args:
             self._replace_args(d, "user", STUB_USER)
+        elif name == "proxy_pass" and d.args and self.backend is not None:
+            self._proxy_to_backend(d, self.backend)
         elif name in PASS_DIRECTIVES and d.args:
             self._host(d, with_scheme="://" in d.args[0], upstream_ok=True)
         elif name == "server" and d.args and d.parent is not None and d.parent.name == "upstream":
-            self._host(d, with_scheme=False, upstream_ok=False)
+            if self.backend is not None:
+                self._replace_arg(d, 0, "backend", self.backend)
+            else:
+                self._host(d, with_scheme=False, upstream_ok=False)
+        elif name == "set" and len(d.args) == 2 and self.backend is not None:
+            self._bundle_variable(d, self.backend)
 
     def _listen_address(self, address: str) -> str:
         if address not in self.ports:
@@ -585,6 +629,31 @@ class _Stubber:
         new_value = value[:start] + STUB_HOST + value[start + len(host) :]
         self._replace_arg(d, 0, "hosts", new_value)
 
+    def _proxy_to_backend(self, d: Directive, backend: str) -> None:
+        """``proxy_pass`` to ``backend``: the address (not an upstream of the file) is replaced, the URI kept."""
+        value = d.args[0]
+        _scheme, separator, rest = value.partition("://")
+        if not separator or "$" in value:
+            return  # variables: the bundle's `set` lines are stubbed instead
+        if rest.startswith("unix:"):
+            path_end = rest.find(":", len("unix:"))
+            address, uri = (rest, "") if path_end < 0 else (rest[:path_end], rest[path_end + 1 :])
+        else:
+            cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+            address, uri = rest[:cut], rest[cut:]
+        if address in self.upstreams:
+            return
+        self._replace_arg(d, 0, "backend", f"http://{backend}{uri}")
+
+    def _bundle_variable(self, d: Directive, backend: str) -> None:
+        """linuxserver/SWAG style ``set $upstream_app|port|proto`` lines, pointed at ``backend``."""
+        which = BUNDLE_VARIABLES.get(d.args[0])
+        if which is None:
+            return
+        host, port = backend.rsplit(":", 1)
+        start, end = d.arg_spans[1]
+        self._add("backend-set", d.line, start, end, (host, port, "http")[which].encode())
+
     # -- whole-file extras -----------------------------------------------------------------
 
     def _http_extras(self) -> None:
@@ -599,8 +668,11 @@ class _Stubber:
 
     def _main_extras(self) -> None:
         tops = self.directives
-        if not any(d.name == "events" for d in tops):
-            self._insert(0, "events", b"events {} ")
+        front = b"" if any(d.name == "events" for d in tops) else b"events {} "
+        if not any(d.name == "pid" for d in tops):  # else nginx writes its compiled-in /run/nginx.pid
+            front += f"pid {self.sandbox.pid_file}; ".encode()
+        if front:  # one stub: two insertions at one offset would make to_placed ambiguous
+            self._insert(0, "events" if front.startswith(b"events") else "pid", front)
         for http in (d for d in tops if d.name == "http" and d.block is not None):
             names = {d.name for d in http.block or ()}
             extra = []
