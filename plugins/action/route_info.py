@@ -4,15 +4,15 @@
 layered diagnosis of a WebSocket path.
 
 This action runs on the controller. The managed node runs ``agaii.nginx.nginx_file`` once (the main
-configuration with the ``nginx -T`` dump and the ``nginx -t`` result); with ``diagnose`` it also reads the
-pid file and the tail of the error log, and runs ``agaii.nginx.ws_probe`` against the backend and
-through nginx. Nothing on the managed node is changed.
+configuration with the ``nginx -T`` dump and the ``nginx -t`` result); with ``diagnose`` it also reads
+nginx's pid and process name and the tail of the error log (``nginx_file`` ``operation=status``: read-only
+and bounded), and runs ``agaii.nginx.ws_probe`` against the backend and through nginx. The managed node runs
+nothing else, and nothing on it is changed.
 """
 
 from __future__ import annotations
 
 import base64
-import shlex
 from typing import Any, Dict, List, Optional
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._action import EditingAction
@@ -38,7 +38,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._diagnose import (
     verdict,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Config, load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import RunTarget, TaskFailed, loaded_name
+from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import RunTarget, TaskFailed, loaded_name, read_status
 
 PROBE_MODULE = "agaii.nginx.ws_probe"
 LOG_TAIL_BYTES = 65536
@@ -96,7 +96,7 @@ class ActionModule(EditingAction):
         self._check_options(args)
         read = read_main(run, args)
         if args["diagnose"] is not None:
-            return _Diagnosis(self, args, read).run()
+            return _Diagnosis(self, run, args, read).run()
         if read.get("nginx_rc") != 0:
             error = read.get("nginx_error", "no message")
             raise TaskFailed(
@@ -122,20 +122,13 @@ class ActionModule(EditingAction):
     def module(self, name: str, module_args: Dict[str, Any]) -> Dict[str, Any]:
         return self._execute_module(module_name=name, module_args=module_args, task_vars=self._diagnose_task_vars)
 
-    def read_text(self, path: str, tail: Optional[int] = None) -> Optional[str]:
-        """A file's text on the managed node (its last ``tail`` bytes); None when it cannot be read."""
-        command = f"tail -c {int(tail)} -- {shlex.quote(path)}" if tail else f"cat -- {shlex.quote(path)}"
-        result = self._low_level_execute_command(command, sudoable=True)
-        if result.get("rc") != 0:
-            return None
-        return str(result.get("stdout", ""))
-
 
 class _Diagnosis:
     """The layers, in order; the first broken one ends the diagnosis."""
 
-    def __init__(self, action: ActionModule, args: Dict[str, Any], read: Dict[str, Any]) -> None:
+    def __init__(self, action: ActionModule, run: RunTarget, args: Dict[str, Any], read: Dict[str, Any]) -> None:
         self.action = action
+        self.run_target = run
         self.args = args
         self.options: Dict[str, Any] = args["diagnose"]
         self.read = read
@@ -167,11 +160,8 @@ class _Diagnosis:
     def _nginx(self) -> Check:
         conf = self.args["nginx_conf"]
         pid_file = self.options["pid_file"] or self._pid_file_from_main()
-        pid_text = self.action.read_text(pid_file)
-        comm = None
-        if pid_text is not None and pid_text.strip().isdigit():
-            comm = self.action.read_text(f"/proc/{int(pid_text.strip())}/comm")
-        process = process_from(pid_file, pid_text, comm)
+        status = read_status(self.run_target, pid_file, [], LOG_TAIL_BYTES)
+        process = process_from(pid_file, status.get("pid_text"), status.get("process_name"))
         return nginx_check(process, self.read.get("nginx_rc", 1), self.read.get("nginx_error"), conf, self._binary())
 
     def _pid_file_from_main(self) -> str:
@@ -250,9 +240,9 @@ class _Diagnosis:
 
     def _logs(self, info: RouteInfo, needles: List[str]) -> List[str]:
         lines: List[str] = []
-        for path in info.error_logs[:2]:
-            text = self.action.read_text(path, tail=LOG_TAIL_BYTES)
-            if text:
-                lines += relevant_log_lines(text, needles)
+        status = read_status(self.run_target, None, info.error_logs[:2], LOG_TAIL_BYTES)
+        for log in status["logs"]:
+            if log["text"]:
+                lines += relevant_log_lines(log["text"], needles)
         self.log_lines = lines
         return lines

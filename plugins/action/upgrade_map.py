@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict
 
+from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol import ABSENT
 from ansible_collections.agaii.nginx.plugins.plugin_utils._action import FILE_OPTIONS, EditingAction
 from ansible_collections.agaii.nginx.plugins.plugin_utils._mapplan import DEFAULT_VARIABLE, MapPlan, plan_map
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
@@ -64,7 +65,7 @@ class ActionModule(EditingAction):
             if not plan.changed or self._task.check_mode:
                 return outcome
             ((path, after),) = plan.after.items()
-            expected = "absent" if plan.created else sha256_hex(plan.before[path])
+            expected = ABSENT if plan.created else sha256_hex(plan.before[path])
             write = write_file(run, path, after, expected, args)
             if write.get("stale"):
                 continue

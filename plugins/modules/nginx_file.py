@@ -1,7 +1,8 @@
 #!/usr/bin/python
 # Copyright (c) 2026, agaii.nginx contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Target-side helper of the agaii.nginx action plugins: read a site with the nginx -T dump, or write it."""
+"""Target-side helper of the agaii.nginx action plugins: read a site with the nginx -T dump, write it, or read
+nginx's process status and error-log tail."""
 
 from __future__ import annotations
 
@@ -20,21 +21,25 @@ description:
     symlink target (the link stays a link), keeps owner, mode and SELinux context, optionally keeps a
     backup outside every nginx include glob, then runs C(nginx -t). When that test fails, the original
     bytes are put back (or the new file is removed) and the task fails with nginx's message.
+  - O(operation=status) reads, without changing anything, what the diagnosis of M(agaii.nginx.route_info)
+    needs from the managed node. That is the pid in O(pid_file), the name of that process, and the last
+    O(tail_bytes) of each of O(error_logs). Every read is bounded.
   - Most users do not call this module directly.
 author:
   - agaii.nginx contributors (@agaii)
 options:
   operation:
     description:
-      - V(read) returns the file and the C(nginx -T) dump, V(write) replaces the file.
+      - V(read) returns the file and the C(nginx -T) dump, V(write) replaces the file, V(status) reads the
+        pid file, the process name and the tails of error logs.
     type: str
-    choices: [read, write]
+    choices: [read, write, status]
     required: true
   path:
     description:
       - The configuration file. A symlink is followed; O(operation=write) edits its target.
+      - Required with O(operation=read) and O(operation=write).
     type: path
-    required: true
   content:
     description:
       - The new bytes of the file, base64-encoded.
@@ -48,6 +53,21 @@ options:
       - V(absent) means the file must not exist yet; the write creates it.
       - Required with O(operation=write).
     type: str
+  pid_file:
+    description:
+      - With O(operation=status), the nginx pid file to read (at most 64 bytes).
+    type: path
+  error_logs:
+    description:
+      - With O(operation=status), error logs whose last O(tail_bytes) to return (at most 4).
+    type: list
+    elements: path
+    default: []
+  tail_bytes:
+    description:
+      - With O(operation=status), how many bytes of the end of each error log to return (1 to 1048576).
+    type: int
+    default: 65536
 extends_documentation_fragment:
   - agaii.nginx.nginx
   - agaii.nginx.nginx.edit
@@ -56,7 +76,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - O(operation=read) never changes anything and runs in check mode.
+      - O(operation=read) and O(operation=status) never change anything and run in check mode.
       - O(operation=write) does nothing in check mode; it reports whether the content differs.
   diff_mode:
     support: none
@@ -190,11 +210,26 @@ restored:
   type: bool
   returned: O(operation=write)
   sample: false
+pid_text:
+  description: The first 64 bytes of O(pid_file), or null when it cannot be read.
+  type: str
+  returned: O(operation=status) and O(pid_file) is set
+  sample: "4242"
+process_name:
+  description: The name of the process whose pid O(pid_file) holds (C(/proc/PID/comm)), or null when none runs.
+  type: str
+  returned: O(operation=status) and O(pid_file) is set
+  sample: nginx
+logs:
+  description: The tail of each of O(error_logs), in order; C(text) is null when the log cannot be read.
+  type: list
+  elements: dict
+  returned: O(operation=status)
+  sample: [{"path": "/var/log/nginx/error.log", "text": "2026/11/25 20:24:19 [error] ..."}]
 """
 
 import base64
 import fcntl
-import hashlib
 import os
 import re
 import shutil
@@ -205,30 +240,26 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 
-ABSENT = "absent"
+from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol import (
+    ABSENT,
+    ARGUMENT_SPEC,
+    DUMP_MARKER,
+    MAX_ERROR_LOGS,
+    MAX_TAIL_BYTES,
+    PID_FILE_BYTES,
+    PROCESS_NAME_BYTES,
+    READ,
+    REQUIRED_IF,
+    STATUS,
+    sha256_hex,
+)
+
 LOCK_DIRS = ("/run/lock", "/var/lock")
 LOCK_TIMEOUT_SECONDS = 120
-DUMP_MARKER = re.compile(rb"^# configuration file (.+):\r?\n", re.M)
 NGINX_ERROR = re.compile(r"\[(?:emerg|alert|crit|error)\]\s+(?:\d+#\d+:\s+)?(.*)")
-
-ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
-    "operation": {"type": "str", "choices": ["read", "write"], "required": True},
-    "path": {"type": "path", "required": True},
-    "content": {"type": "str"},
-    "expected_sha256": {"type": "str"},
-    "backup": {"type": "bool", "default": False},
-    "backup_dir": {"type": "path", "default": "/var/backups/nginx"},
-    "validate": {"type": "bool", "default": True},
-    "nginx_binary": {"type": "str", "default": "nginx"},
-    "nginx_conf": {"type": "path", "default": "/etc/nginx/nginx.conf"},
-}
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def read_bytes(path: str) -> Optional[bytes]:
@@ -502,15 +533,57 @@ def validate_or_undo(module: AnsibleModule, realpath: str, original: Optional[by
     )
 
 
-def main() -> None:
-    module = AnsibleModule(
-        argument_spec=ARGUMENT_SPEC,
-        required_if=[("operation", "write", ("content", "expected_sha256"))],
-        supports_check_mode=True,
-    )
-    operation = module.params["operation"]
+# -- status --------------------------------------------------------------------------------------
+
+
+def read_head(path: str, limit: int) -> Optional[str]:
+    """The first ``limit`` bytes of a file as text; None when it cannot be read."""
     try:
-        outcome = read_operation(module) if operation == "read" else write_operation(module)
+        with open(path, "rb") as handle:
+            return handle.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def read_tail(path: str, limit: int) -> Optional[str]:
+    """The last ``limit`` bytes of a file as text; None when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - limit))
+            return handle.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def process_status(pid_file: str) -> Dict[str, Any]:
+    pid_text = read_head(pid_file, PID_FILE_BYTES)
+    name = None
+    if pid_text is not None and pid_text.strip().isdigit():
+        name = read_head(f"/proc/{int(pid_text.strip())}/comm", PROCESS_NAME_BYTES)
+    return {"pid_text": pid_text, "process_name": name}
+
+
+def status_operation(module: AnsibleModule) -> Dict[str, Any]:
+    """Read-only and bounded: the pid file, the process it names, the tails of the error logs."""
+    tail_bytes, logs = module.params["tail_bytes"], module.params["error_logs"]
+    if not 1 <= tail_bytes <= MAX_TAIL_BYTES:
+        module.fail_json(msg=f"tail_bytes must be between 1 and {MAX_TAIL_BYTES}, got {tail_bytes}.")
+    if len(logs) > MAX_ERROR_LOGS:
+        module.fail_json(msg=f"error_logs takes at most {MAX_ERROR_LOGS} files, got {len(logs)}.")
+    result: Dict[str, Any] = {"changed": False, "logs": [{"path": p, "text": read_tail(p, tail_bytes)} for p in logs]}
+    if module.params["pid_file"]:
+        result.update(process_status(module.params["pid_file"]))
+    return result
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
+    operation = module.params["operation"]
+    if operation == STATUS:
+        module.exit_json(**status_operation(module))
+    try:
+        outcome = read_operation(module) if operation == READ else write_operation(module)
     except (OSError, ValueError) as exc:  # before any write (the write itself handles its own failures)
         fail_nothing_written(module, operation, module.params["path"], exc)
         raise  # unreachable: fail_json exits

@@ -11,9 +11,10 @@ from ansible.errors import AnsibleActionFail
 from ansible.module_utils.basic import missing_required_lib
 from ansible.plugins.action import ActionBase
 
+from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol import MODULE_NAME
 from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import InvalidOptionError, NginxConfigError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import CROSSPLANE_IMPORT_ERROR, HAS_CROSSPLANE
-from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import TARGET_MODULE, RunTarget, TaskFailed
+from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import RunTarget, TaskFailed
 from ansible_collections.agaii.nginx.plugins.plugin_utils._render import check_plain_value
 
 FILE_OPTIONS: Dict[str, Dict[str, Any]] = {
@@ -71,6 +72,6 @@ class EditingAction(ActionBase):
 
     def _runner(self, task_vars: Dict[str, Any]) -> RunTarget:
         def run(module_args: Dict[str, Any]) -> Dict[str, Any]:
-            return self._execute_module(module_name=TARGET_MODULE, module_args=module_args, task_vars=task_vars)
+            return self._execute_module(module_name=MODULE_NAME, module_args=module_args, task_vars=task_vars)
 
         return run

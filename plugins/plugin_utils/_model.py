@@ -14,13 +14,13 @@ import fnmatch
 import gc
 import os
 import posixpath
-import re
 import sys
 import tempfile
 from array import array
 from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol import DUMP_MARKER
 from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
     ConfigSyntaxError,
     UnsupportedConfigError,
@@ -46,7 +46,6 @@ except ImportError as exc:  # pragma: no cover - reported by the action plugins
     HAS_CROSSPLANE = False
     CROSSPLANE_IMPORT_ERROR = exc
 
-_DUMP_MARKER = re.compile(rb"^# configuration file (.+):\r?\n", re.M)
 _LUA_BLOCK_SUFFIX = "_by_lua_block"
 
 
@@ -449,7 +448,7 @@ def _first_difference_line(theirs: List[Tuple[str, int]], ours: List[Tuple[str, 
 def split_dump(dump: bytes) -> Dict[str, bytes]:
     """Split ``nginx -T`` output into {absolute path: text as written}, in the order nginx loaded them."""
     files: Dict[str, bytes] = {}
-    markers = list(_DUMP_MARKER.finditer(dump))
+    markers = list(DUMP_MARKER.finditer(dump))
     for index, marker in enumerate(markers):
         end = markers[index + 1].start() if index + 1 < len(markers) else len(dump)
         body = dump[marker.end() : end]

@@ -9,14 +9,18 @@ The target runs only ``nginx_file``; everything here runs on the controller.
 from __future__ import annotations
 
 import base64
-import hashlib
 import posixpath
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol import (
+    READ,
+    STATUS,
+    WRITE,
+    sha256_hex,
+)
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import glob_match
 
-TARGET_MODULE = "agaii.nginx.nginx_file"
 WRITE_ATTEMPTS = 3  # a file changed between read and write is read and planned again, this many times
 
 RunTarget = Callable[[Dict[str, Any]], Dict[str, Any]]
@@ -39,10 +43,6 @@ class Snapshot:
     data: bytes
     sha256: str
     dump: bytes
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def loaded_name(path: str, realpath: str, dump_realpaths: Dict[str, str], nginx_conf: str) -> str:
@@ -130,7 +130,7 @@ def snapshot_from(read: Dict[str, Any], path: str, args: Dict[str, Any]) -> Snap
 def read_snapshot(run: RunTarget, path: str, args: Dict[str, Any]) -> Snapshot:
     """One round trip: the file's bytes and stat, and the ``nginx -T`` dump."""
     read = run(
-        {"operation": "read", "path": path, "nginx_binary": args["nginx_binary"], "nginx_conf": args["nginx_conf"]}
+        {"operation": READ, "path": path, "nginx_binary": args["nginx_binary"], "nginx_conf": args["nginx_conf"]}
     )
     return snapshot_from(read, path, args)
 
@@ -141,7 +141,7 @@ def write_file(
     """Write under the target's lock, refusing a changed file; validate with nginx -t, undo on failure."""
     return run(
         {
-            "operation": "write",
+            "operation": WRITE,
             "path": realpath,
             "content": base64.b64encode(data).decode("ascii"),
             "expected_sha256": expected_sha256,
@@ -152,6 +152,14 @@ def write_file(
             "nginx_conf": args["nginx_conf"],
         }
     )
+
+
+def read_status(run: RunTarget, pid_file: Optional[str], error_logs: List[str], tail_bytes: int) -> Dict[str, Any]:
+    """One round trip, read-only and bounded: the pid file, its process name, the tails of the error logs."""
+    status = run({"operation": STATUS, "pid_file": pid_file, "error_logs": error_logs, "tail_bytes": tail_bytes})
+    if status.get("failed"):
+        raise TaskFailed(status.get("msg", "reading nginx's status on the managed node failed"))
+    return status
 
 
 def write_failure(write: Dict[str, Any], outcome: Dict[str, Any]) -> TaskFailed:

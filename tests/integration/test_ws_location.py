@@ -726,3 +726,36 @@ def test_nginx_file_read_stale_write_and_new_files(nginx_sandbox: NginxSandbox, 
     assert (created["changed"], created["failed"]) == (True, False), created
     assert run.files[4] == CONNECTION_MAP.encode()
     assert new_conf.stat().st_mode & 0o777 == 0o644
+
+
+def test_nginx_file_status_reads_pid_process_and_log_tails_read_only(
+    nginx_sandbox: NginxSandbox, ansible: Ansible
+) -> None:
+    nginx_sandbox.write_site("app", render(INCIDENT_SITE, nginx_sandbox))
+    enabled(nginx_sandbox)
+    nginx_sandbox.start()
+    log = nginx_sandbox.error_log
+    missing = nginx_sandbox.path("logs/missing.log")
+
+    def status(**options: Any) -> Step:
+        return Step({"operation": "status", **options}, module=FILE_MODULE)
+
+    steps = [
+        status(pid_file=str(nginx_sandbox.pid_file), error_logs=[str(log), str(missing)], tail_bytes=40),
+        status(pid_file=str(missing)),
+        status(error_logs=[str(log)] * 5),
+        status(error_logs=[str(log)], tail_bytes=0),
+    ]
+    run = ansible.run(steps, watch=log)
+
+    running, no_pid, too_many, no_tail = run.results
+    assert running["changed"] is False
+    assert running["pid_text"].strip() == str(nginx_sandbox.pid)
+    assert running["process_name"] == "nginx\n"
+    assert running["logs"] == [
+        {"path": str(log), "text": log.read_bytes()[-40:].decode("utf-8", "replace")},
+        {"path": str(missing), "text": None},
+    ]
+    assert (no_pid["pid_text"], no_pid["process_name"], no_pid["logs"]) == (None, None, [])
+    assert (too_many["failed"], too_many["msg"]) == (True, "error_logs takes at most 4 files, got 5.")
+    assert (no_tail["failed"], no_tail["msg"]) == (True, "tail_bytes must be between 1 and 1048576, got 0.")

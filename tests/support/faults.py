@@ -179,6 +179,7 @@ class ModuleRun:
 
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
+COLLECTIONS_ROOT = Path(__file__).resolve().parents[2] / ".build" / "collections"
 
 
 def module_argv(module_file: Path, args: Mapping[str, Any], workdir: Path, python: str) -> list[str]:
@@ -192,13 +193,15 @@ def module_argv(module_file: Path, args: Mapping[str, Any], workdir: Path, pytho
 def interpreter_for(user: Optional[User]) -> tuple[str, Dict[str, str]]:
     """The Python to run a module with, and extra environment.
 
-    As root: this interpreter. As ``user``: the system's python3 with this environment's site-packages
-    on PYTHONPATH (a virtualenv's interpreter may live under an unreadable home directory).
+    The collection root is on PYTHONPATH, so that the module finds this collection's module_utils (which
+    AnsiballZ would ship with it). As root: this interpreter. As ``user``: the system's python3 with this
+    environment's site-packages on PYTHONPATH too (a virtualenv's interpreter may live under an unreadable
+    home directory).
     """
     if user is None:
-        return sys.executable, {}
+        return sys.executable, {"PYTHONPATH": str(COLLECTIONS_ROOT)}
     site_packages = [path for path in sys.path if path.endswith("site-packages") and os.path.isdir(path)]
-    return str(SYSTEM_PYTHON), {"PYTHONPATH": os.pathsep.join(site_packages), "HOME": "/tmp"}
+    return str(SYSTEM_PYTHON), {"PYTHONPATH": os.pathsep.join([str(COLLECTIONS_ROOT), *site_packages]), "HOME": "/tmp"}
 
 
 def start_module(

@@ -3,8 +3,10 @@
 - Target side (``plugins/modules``, ``plugins/module_utils``): the standard library, ``ansible.module_utils``
   and this collection's ``module_utils`` only. Never ``plugin_utils`` or ``action``: those run on the
   controller, and crossplane is never needed on a managed node.
-- The engine (``plugins/plugin_utils/_engine/``): pure Python. The standard library, crossplane and other
-  engine modules; no ``ansible`` import anywhere below it, and nothing from the Ansible glue.
+- The engine (``plugins/plugin_utils/_engine/``): pure Python. The standard library, crossplane, other
+  engine modules and the ``nginx_file`` wire protocol (``module_utils/_nginx_file_protocol``, standard
+  library only: it defines the ``nginx -T`` dump marker once for both sides); no ``ansible`` import anywhere
+  below it, and nothing from the Ansible glue.
 - The glue (``plugins/plugin_utils/`` outside the engine, ``plugins/action``): may import the engine.
 
 ``NOT_YET_MOVED`` lists today's exceptions to the layout: engine modules that still sit flat in
@@ -44,6 +46,7 @@ NOT_YET_MOVED = {
     "_target.py",
 }
 THIRD_PARTY_ENGINE = {"crossplane"}
+PROTOCOL = f"{COLLECTION}.module_utils._nginx_file_protocol"
 
 
 def imported_modules(path: Path) -> Iterator[Tuple[int, str]]:
@@ -95,9 +98,16 @@ def test_the_engine_imports_no_ansible_and_nothing_from_the_glue() -> None:
     def allowed(name: str) -> bool:
         if name in glue:
             return False
+        if name == PROTOCOL:
+            return True
         return is_stdlib(name) or name.split(".")[0] in THIRD_PARTY_ENGINE or name.startswith(engine_prefix)
 
     assert violations(engine_files(), allowed) == []
+
+
+def test_the_nginx_file_protocol_is_standard_library_only() -> None:
+    path = PLUGINS / "module_utils" / "_nginx_file_protocol.py"
+    assert violations([path], is_stdlib) == []
 
 
 def test_every_plugin_utils_file_is_glue_or_engine() -> None:
