@@ -77,11 +77,13 @@ options:
     description:
       - C(proxy_read_timeout) of the WebSocket location. nginx closes a tunnel after this long with no
         data in either direction.
+      - An nginx time, read as nginx reads it (C(ngx_parse_time)) - C(3600), C(90s), C(2m), C(1h30m), C(1d),
+        C(500ms); a plain number is seconds; units go from large to small. A value nginx refuses is refused.
     type: str
     default: 3600s
   send_timeout:
     description:
-      - C(proxy_send_timeout) of the WebSocket location.
+      - C(proxy_send_timeout) of the WebSocket location, an nginx time like O(read_timeout).
     type: str
     default: 3600s
   headers:
