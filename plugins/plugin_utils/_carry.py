@@ -265,11 +265,19 @@ def entry(directive: Directive, family: str, why: str = "") -> Dict[str, object]
 class CarryPlanner:
     """Decide, directive by directive, what goes into the new location (see ``FAMILIES``)."""
 
-    def __init__(self, config: Config, is_own: Callable[[Directive], bool], own_pass: bool) -> None:
-        """``is_own``: what the module sets itself; ``own_pass``: proxy_pass comes from the options."""
+    def __init__(
+        self,
+        config: Config,
+        is_own: Callable[[Directive], bool],
+        own_pass: bool,
+        conflict: Optional[Callable[[Directive], str]] = None,
+    ) -> None:
+        """``is_own``: what the module sets itself; ``own_pass``: proxy_pass comes from the options;
+        ``conflict``: given (include_conflicts=inline), why an included own setting cannot stay ('' if it can)."""
         self.config = config
         self.is_own = is_own
         self.own_pass = own_pass
+        self.conflict = conflict
         self.result = Carry()
         self._seen: List[bytes] = []
 
@@ -289,7 +297,7 @@ class CarryPlanner:
 
     def consider(self, directive: Directive, access_only: bool, why_not: str) -> None:
         if directive.name == "proxy_pass" and not self.own_pass and not access_only:
-            self.result.carried.append(entry(directive, "proxy settings", "its backend, adapted to the WebSocket path"))
+            self.result.carried.append(entry(directive, "proxy settings"))
         elif self.is_own(directive):
             self.leave_out(directive, "set by the module", "the WebSocket location sets its own (the module's options)")
         elif directive.name == "include":
@@ -319,6 +327,10 @@ class CarryPlanner:
 
     def _include(self, include: Directive, access_only: bool, why_not: str) -> None:
         brought = list(self.config.expand([include]))
+        clashes = [d for d in brought if self.conflict is not None and self.conflict(d)]
+        if clashes:
+            self._inline(include, brought, clashes, access_only)
+            return
         blocking = [d for d in brought if not self._carried_alone(d, access_only)]
         if not blocking:
             self.carry(include, INCLUDES, brought)
@@ -330,6 +342,24 @@ class CarryPlanner:
         for directive in brought:
             if directive.name != "if" and family_of(directive).policy == ACCESS and not self.is_own(directive):
                 self.carry(directive, family_of(directive).name, [directive])
+
+    def _inline(
+        self, include: Directive, brought: List[Directive], clashes: List[Directive], access_only: bool
+    ) -> None:
+        """include_conflicts=inline: the include stays out; what it brings is copied in, but for the clashes."""
+        conflict = self.conflict or (lambda _directive: "")
+        first = clashes[0]
+        self.leave_out(include, INCLUDES, f"it brings `{first.describe()}` ({first.where}): {conflict(first)}")
+        for directive in brought:
+            if directive in clashes:
+                self.leave_out(directive, "set by the module", conflict(directive))
+            elif self._carried_alone(directive, access_only):
+                family = CONDITIONS if directive.name == "if" else family_of(directive).name
+                self.carry(directive, family, [directive, *self.config.expand(directive.block or ())])
+                if family_of(directive) is UNKNOWN and directive.name != "if":
+                    self.result.unknown.append(directive)
+            else:
+                self.leave_out(directive, family_of(directive).name, family_of(directive).why)
 
     def _carried_alone(self, directive: Directive, access_only: bool) -> bool:
         if self.is_own(directive):  # from an include: the planner accepts its value or names the conflict

@@ -482,7 +482,16 @@ class _Planner:
         )
 
     def _carry(self, anchor: Directive, source: Directive) -> Carry:
-        return CarryPlanner(self.config, self._is_ours, bool(self.settings.proxy_pass)).run(anchor, source)
+        conflict = self._conflict if self.settings.include_conflicts == "inline" else None
+        return CarryPlanner(self.config, self._is_ours, bool(self.settings.proxy_pass), conflict).run(anchor, source)
+
+    def _conflict(self, directive: Directive) -> str:
+        """Why ``directive`` (from an include) cannot stay in the WebSocket location ('' when it can)."""
+        for wanted in self._desired():
+            if directive_key(directive) == wanted.key and not _accepts(directive, wanted):
+                option = f" ({wanted.option})" if wanted.option else ""
+                return f"conflicts with `{wanted.text}`{option}; left out as include_conflicts=inline asks"
+        return ""
 
     # -- where the anchor's requests are proxied --------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import HandshakeResult, handshake
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import AnchorNotFoundError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import AnchorNotFoundError, CannotWinError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
 from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import Plan, plan_websocket
 from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
@@ -200,3 +200,33 @@ def test_an_anchor_that_only_returns_is_refused_and_nothing_changes(
         with pytest.raises(AnchorNotFoundError, match=r"location /api/ proxies nothing: `return "):
             planned(nginx_sandbox, site, settings)
     assert site.read_bytes() == original
+
+
+def test_an_included_conflicting_timeout_is_named_or_inlined_on_request(
+    nginx_sandbox: NginxSandbox, strict_backend: Backend
+) -> None:
+    snippet = nginx_sandbox.write(
+        "snippets/api.conf", "proxy_read_timeout 90s;\nproxy_set_header X-Real-IP $remote_addr;\n"
+    )
+    location = (
+        "location /api/ {\n        include snippets/api.conf;\n"
+        f"        proxy_pass http://{strict_backend.upstream};\n    }}"
+    )
+    site = nginx_sandbox.write_site("site.conf", site_text(location, nginx_sandbox), symlink=False)
+    nginx_sandbox.start()
+    before = get(nginx_sandbox, "/api/health", {})
+    with pytest.raises(CannotWinError) as error:
+        planned(nginx_sandbox, site, {})
+    assert str(error.value) == (
+        f"{snippet}:1: `proxy_read_timeout 90s` from an included file (brought by `include snippets/api.conf` at "
+        f"{site}:6) conflicts with `proxy_read_timeout 3600s;` that the WebSocket location needs: nginx refuses "
+        "the same setting twice in one location. Either set read_timeout to 90s, or move "
+        "`include snippets/api.conf` out of location /api/."
+    )
+    plan = planned(nginx_sandbox, site, {"include_conflicts": "inline"})
+    site.write_bytes(plan.after[str(site)])
+    nginx_sandbox.reload()
+    after = ws(nginx_sandbox)
+    assert (after.status, after.accept_ok, after.echo_received) == (101, True, ECHO), after
+    assert get(nginx_sandbox, "/api/health", {}) == before
+    assert planned(nginx_sandbox, site, {"include_conflicts": "inline"}).changed is False

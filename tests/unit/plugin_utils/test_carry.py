@@ -15,7 +15,11 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._carry import (
     families_markdown,
     family_of,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import AnchorNotFoundError, CannotWinError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
+    AnchorNotFoundError,
+    CannotWinError,
+    InvalidOptionError,
+)
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Directive, load_files
 from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket
 from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
@@ -256,3 +260,34 @@ def test_an_included_timeout_equal_as_an_nginx_time_is_no_conflict() -> None:
     after = result.after[PATH]
     assert after.count(b"include snippets/api.conf;") == 2
     assert b"proxy_read_timeout" not in after and b"proxy_send_timeout" not in after
+
+
+def test_include_conflicts_inline_leaves_the_include_out_and_copies_the_rest() -> None:
+    snippet = "proxy_read_timeout 90s;\nproxy_set_header X-Real-IP $remote_addr;\nallow 10.0.0.0/8;\nroot /srv;\n"
+    result = plan_files(included_site(snippet), include_conflicts="inline")
+    outcome = result.servers[0]
+    assert rows(outcome.carried) == [
+        ("proxy_set_header X-Real-IP $remote_addr", 2, "proxy settings"),
+        ("allow 10.0.0.0/8", 3, "access by address"),
+        ("proxy_pass http://127.0.0.1:8000", 5, "proxy settings"),
+    ]
+    assert rows(outcome.left_out) == [
+        ("include snippets/api.conf", 4, "includes"),
+        ("proxy_read_timeout 90s", 1, "set by the module"),
+        ("root /srv", 4, "static files"),
+    ]
+    assert outcome.left_out[1]["why"] == (
+        "conflicts with `proxy_read_timeout 3600s;` (read_timeout); left out as include_conflicts=inline asks"
+    )
+    new_location = result.after[PATH].split(b"location /api/ {")[0]
+    assert b"include snippets/api.conf;" not in new_location
+    assert b"        proxy_set_header X-Real-IP $remote_addr;\n        allow 10.0.0.0/8;\n" in new_location
+    assert b"        proxy_read_timeout 3600s;\n" in new_location
+
+
+def test_include_conflicts_must_be_refuse_or_inline() -> None:
+    with pytest.raises(InvalidOptionError, match="include_conflicts must be one of refuse, inline, got 'drop'"):
+        plan(
+            "server {\n    listen 80;\n    location /api/ { proxy_pass http://127.0.0.1:8000; }\n}\n",
+            include_conflicts="drop",
+        )
