@@ -471,7 +471,7 @@ class _Planner:
         )
         via = f" (brought by `{include.describe()}` at {include.where})" if include is not None else ""
         value = found.args[-1] if found.args else ""
-        fixes = [f"set {wanted.option} to {value}" if wanted.option else f"make it {wanted.text}"]
+        fixes = [f"set {wanted.option} to {value}" if wanted.option else f"change it to `{wanted.text}` there"]
         fixes.append(f"move `{include.describe()}` out of {anchor.describe()}" if include else "change that file")
         return CannotWinError(
             f"`{found.describe()}` from an included file{via} conflicts with `{wanted.text}` that the WebSocket "
@@ -691,6 +691,7 @@ class _Planner:
                     ("proxy_set_header", name.lower()),
                     render_directive("proxy_set_header", [name, str(value)]),
                     (str(value),),
+                    option=f"headers.{name}",
                 )
             )
         wanted.append(

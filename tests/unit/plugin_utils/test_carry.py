@@ -291,3 +291,17 @@ def test_include_conflicts_must_be_refuse_or_inline() -> None:
             "server {\n    listen 80;\n    location /api/ { proxy_pass http://127.0.0.1:8000; }\n}\n",
             include_conflicts="drop",
         )
+
+
+def test_an_included_conflict_without_an_option_says_what_to_change() -> None:
+    with pytest.raises(CannotWinError) as error:
+        plan_files(included_site("proxy_http_version 1.0;\n"))
+    assert str(error.value).endswith(
+        "Either change it to `proxy_http_version 1.1;` there, or move `include snippets/api.conf` out of "
+        "location /api/."
+    )
+    with pytest.raises(CannotWinError) as error:
+        plan_files(included_site("proxy_set_header X-Real-IP $remote_addr;\n"), headers={"X-Real-IP": "$realip"})
+    assert str(error.value).endswith(
+        "Either set headers.X-Real-IP to $remote_addr, or move `include snippets/api.conf` out of location /api/."
+    )
