@@ -216,7 +216,8 @@ _CONTENT_ROWS = (
         "`include`",
         f"{CARRIED} when all it brings is carried",
         "an include that brings a never-carried directive (`include fastcgi_params;`, a snippet with "
-        "`try_files`) is left out, and the access control it brings is copied in line by line",
+        "`try_files`) is left out, and what it brings that may be access control (the always-carried families, "
+        "refusing `if` blocks, unknown directives) is copied in line by line",
     ),
 )
 _LISTINGS = {
@@ -303,7 +304,7 @@ class CarryPlanner:
         elif directive.name == "include":
             self._include(directive, access_only, why_not)
         elif directive.name == "if":
-            self._condition(directive, access_only, why_not)
+            self._condition(directive, access_only)
         else:
             family = family_of(directive)
             if family.policy == ACCESS or family is UNKNOWN or (family.carried and not access_only):
@@ -339,9 +340,9 @@ class CarryPlanner:
         first = blocking[0]
         reason = why_not if access_only and family_of(first).carried else family_of(first).why
         self.leave_out(include, INCLUDES, f"it brings `{first.describe()}` ({first.where}): {reason}")
-        for directive in brought:
-            if directive.name != "if" and family_of(directive).policy == ACCESS and not self.is_own(directive):
-                self.carry(directive, family_of(directive).name, [directive])
+        for directive in brought:  # what may be access control stays, line by line
+            if self._carried_alone(directive, access_only=True):
+                self._carry_one(directive)
 
     def _inline(
         self, include: Directive, brought: List[Directive], clashes: List[Directive], access_only: bool
@@ -354,12 +355,18 @@ class CarryPlanner:
             if directive in clashes:
                 self.leave_out(directive, "set by the module", conflict(directive))
             elif self._carried_alone(directive, access_only):
-                family = CONDITIONS if directive.name == "if" else family_of(directive).name
-                self.carry(directive, family, [directive, *self.config.expand(directive.block or ())])
-                if family_of(directive) is UNKNOWN and directive.name != "if":
-                    self.result.unknown.append(directive)
+                self._carry_one(directive)
             else:
                 self.leave_out(directive, family_of(directive).name, family_of(directive).why)
+
+    def _carry_one(self, directive: Directive) -> None:
+        """One line an include brings, copied in on its own."""
+        if directive.name == "if":
+            self.carry(directive, CONDITIONS, list(self.config.expand(directive.block or ())))
+            return
+        self.carry(directive, family_of(directive).name, [directive])
+        if family_of(directive) is UNKNOWN:
+            self.result.unknown.append(directive)
 
     def _carried_alone(self, directive: Directive, access_only: bool) -> bool:
         if self.is_own(directive):  # from an include: the planner accepts its value or names the conflict
@@ -369,7 +376,7 @@ class CarryPlanner:
         family = family_of(directive)
         return family.policy == ACCESS or family is UNKNOWN or (family.carried and not access_only)
 
-    def _condition(self, directive: Directive, access_only: bool, why_not: str) -> None:
+    def _condition(self, directive: Directive, access_only: bool) -> None:
         if self._condition_carried(directive, access_only):
             self.carry(directive, CONDITIONS, list(self.config.expand(directive.block or ())))
             return

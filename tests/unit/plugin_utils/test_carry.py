@@ -305,3 +305,17 @@ def test_an_included_conflict_without_an_option_says_what_to_change() -> None:
     assert str(error.value).endswith(
         "Either set headers.X-Real-IP to $remote_addr, or move `include snippets/api.conf` out of location /api/."
     )
+
+
+def test_a_blocked_include_keeps_its_conditional_refusals_and_unknown_lines() -> None:
+    snippet = "if ($ssl_client_verify != SUCCESS) { return 403; }\nsecret_check on;\ntry_files $uri =404;\n"
+    result = plan_files(included_site(snippet))
+    assert rows(result.servers[0].carried) == [
+        ("if ($ssl_client_verify != SUCCESS)", 1, "conditions"),
+        ("secret_check on", 2, "unknown (any other directive)"),
+        ("proxy_pass http://127.0.0.1:8000", 5, "proxy settings"),
+    ]
+    assert rows(result.servers[0].left_out) == [("include snippets/api.conf", 4, "includes")]
+    assert (
+        b"        if ($ssl_client_verify != SUCCESS) { return 403; }\n        secret_check on;\n" in result.after[PATH]
+    )
