@@ -23,6 +23,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import AnchorN
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
 from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import Plan, plan_websocket
 from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
+from tests.integration.test_ws_location import Ansible, Step
 from tests.support.nginx_sandbox import NginxSandbox
 from tests.support.pytest_fixtures import Backend
 
@@ -230,3 +231,43 @@ def test_an_included_conflicting_timeout_is_named_or_inlined_on_request(
     assert (after.status, after.accept_ok, after.echo_received) == (101, True, ECHO), after
     assert get(nginx_sandbox, "/api/health", {}) == before
     assert planned(nginx_sandbox, site, {"include_conflicts": "inline"}).changed is False
+
+
+def test_the_module_lists_what_it_carried_and_refuses_a_return_only_anchor_byte_for_byte(
+    nginx_sandbox: NginxSandbox, strict_backend: Backend, tmp_path: Path
+) -> None:
+    """Through ansible-playbook: servers[].carried / left_out with file:line; a return-only anchor fails the
+    task with the message and the file keeps every byte."""
+    prepare(nginx_sandbox)
+    (case,) = [c for c in CASES if c.name == "try_files_named"]
+    site = nginx_sandbox.write_site(
+        "site.conf", site_text(fill(case.location, nginx_sandbox, strict_backend), nginx_sandbox), symlink=False
+    )
+    closed = nginx_sandbox.write_site(
+        "closed.conf",
+        f"server {{\n    listen {nginx_sandbox.listen};\n    server_name closed.example.test;\n"
+        "    location /api/ {\n        return 444;\n    }\n}\n",
+        symlink=False,
+    )
+    closed_bytes = closed.read_bytes()
+    steps = [
+        Step({"path": str(closed), "nginx_conf": str(nginx_sandbox.conf)}),
+        Step({"path": str(site), "nginx_conf": str(nginx_sandbox.conf)}),
+    ]
+    run = Ansible(tmp_path).run(steps, closed)
+    refused, applied = run.results
+    assert refused["failed"] is True and refused["changed"] is False
+    assert refused["msg"].startswith(
+        f"{closed}:4: location /api/ proxies nothing: `return 444` ({closed}:5) answers every request itself"
+    )
+    assert run.files == [closed_bytes, closed_bytes]
+    assert applied["changed"] is True
+    (server,) = applied["servers"]
+    assert [(c["directive"], c["file"], c["line"], c["family"]) for c in server["carried"]] == [
+        (f"proxy_pass http://{strict_backend.upstream}", str(site), 10, "proxy settings"),
+        ("proxy_set_header Host $host", str(site), 11, "proxy settings"),
+    ]
+    assert [(c["directive"], c["line"], c["family"]) for c in server["left_out"]] == [
+        (f"root {nginx_sandbox.path('www')}", 6, "static files"),
+        ("try_files $uri @app", 7, "ends or diverts the request"),
+    ]
