@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
+from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import UnsupportedConfigError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Config, Directive
 
 CARRIED = "carried"
@@ -158,6 +159,20 @@ FAMILIES: Tuple[Family, ...] = (
     ),
 )
 
+# Access control nginx takes once per location ("... directive is duplicate"): when the anchor and the named
+# location it hands on to set one differently, one location cannot keep both checks.
+_ONCE_PER_LOCATION = frozenset(
+    [
+        "auth_basic",
+        "auth_basic_user_file",
+        "auth_request",
+        "satisfy",
+        "limit_except",
+        "limit_req_status",
+        "limit_conn_status",
+    ]
+)
+
 UNKNOWN = Family(
     "unknown (any other directive)",
     CARRIED,
@@ -281,6 +296,7 @@ class CarryPlanner:
         self.conflict = conflict
         self.result = Carry()
         self._seen: List[bytes] = []
+        self._kept: List[Directive] = []
 
     def text(self, directive: Directive) -> bytes:
         return self.config.files[directive.file].data[directive.start : directive.end]
@@ -318,10 +334,26 @@ class CarryPlanner:
         text = self.text(directive)
         if text in self._seen:  # the same line in the anchor and its named location
             return
+        self._refuse_a_second(directive)
         self._seen.append(text)
+        self._kept.append(directive)
         self.result.lines.append(text)
         self.result.level.extend(expanded)
         self.result.carried.append(entry(directive, family))
+
+    def _refuse_a_second(self, directive: Directive) -> None:
+        if directive.name not in _ONCE_PER_LOCATION:
+            return
+        first = next((d for d in self._kept if d.name == directive.name), None)
+        if first is None:
+            return
+        raise UnsupportedConfigError(
+            f"`{first.describe()}` ({first.where}) and `{directive.describe()}` ({directive.where}) both check "
+            "requests on the way to the backend, and one WebSocket location can hold only one of them",
+            directive.file,
+            directive.line,
+            "Make the two the same, or set proxy_pass and before to a location that proxies by itself.",
+        )
 
     def leave_out(self, directive: Directive, family: str, why: str) -> None:
         self.result.left_out.append(entry(directive, family, why))

@@ -19,6 +19,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
     AnchorNotFoundError,
     CannotWinError,
     InvalidOptionError,
+    UnsupportedConfigError,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Directive, load_files
 from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket
@@ -319,3 +320,16 @@ def test_a_blocked_include_keeps_its_conditional_refusals_and_unknown_lines() ->
     assert (
         b"        if ($ssl_client_verify != SUCCESS) { return 403; }\n        secret_check on;\n" in result.after[PATH]
     )
+
+
+def test_two_different_single_access_checks_are_refused_not_dropped() -> None:
+    site = HANDED_ON.replace("        allow 10.0.0.0/8;\n    }", '        auth_basic "App";\n    }')
+    with pytest.raises(UnsupportedConfigError) as error:
+        plan(site)
+    assert str(error.value) == (
+        f"{PATH}:19: `auth_basic API` ({PATH}:6) and `auth_basic App` ({PATH}:19) both check requests on the way "
+        "to the backend, and one WebSocket location can hold only one of them. Make the two the same, or set "
+        "proxy_pass and before to a location that proxies by itself."
+    )
+    same = HANDED_ON.replace("        allow 10.0.0.0/8;\n    }", '        auth_basic "API";\n    }')
+    assert [c["directive"] for c in plan(same).servers[0].carried].count("auth_basic API") == 1
