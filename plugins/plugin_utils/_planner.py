@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._carry import (
+    NEVER,
     Carry,
     CarryPlanner,
     family_of,
@@ -539,8 +540,14 @@ class _Planner:
         )
 
     def _content_handler_note(self, anchor: Directive) -> str:
-        handlers = [d for d in self.config.level(anchor) if family_of(d).name.startswith("other content handlers")]
-        handlers = [d for d in handlers if d.name.endswith("_pass") or not d.name.startswith(("fastcgi_", "uwsgi_"))]
+        """Which other content handler answers the anchor's requests (its settings, fastcgi_param..., are not)."""
+        handlers = [
+            d
+            for d in self.config.level(anchor)
+            if family_of(d).policy == NEVER
+            and (d.name in family_of(d).names or d.name.startswith("content_by_lua"))
+            and family_of(d).name.startswith("other content handlers")
+        ]
         if not handlers:
             return ""
         return f" (its requests go to `{handlers[0].describe()}` at {handlers[0].where}, not to a proxy)"
