@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._carry import (
-    NEVER,
     Carry,
     CarryPlanner,
     family_of,
@@ -544,9 +543,8 @@ class _Planner:
         handlers = [
             d
             for d in self.config.level(anchor)
-            if family_of(d).policy == NEVER
+            if family_of(d).name.startswith("other content handlers")
             and (d.name in family_of(d).names or d.name.startswith("content_by_lua"))
-            and family_of(d).name.startswith("other content handlers")
         ]
         if not handlers:
             return ""
