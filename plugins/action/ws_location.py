@@ -39,6 +39,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "map_variable": {"type": "str"},
     "match": {"type": "str", "choices": ["auto", "regex", "prefix"], "default": "auto"},
     "state": {"type": "str", "choices": ["present", "absent"], "default": "present"},
+    "include_conflicts": {"type": "str", "choices": ["refuse", "inline"], "default": "refuse"},
     **FILE_OPTIONS,
 }
 
@@ -56,6 +57,7 @@ def settings_from(args: Dict[str, Any]) -> Settings:
         match=args["match"],
         server_name=args["server_name"],
         state=args["state"],
+        include_conflicts=args["include_conflicts"],
     )
 
 

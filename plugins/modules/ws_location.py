@@ -18,6 +18,15 @@ description:
     C(proxy_set_header Connection) with the upgrade map's variable, the timeouts, and every
     C(proxy_set_header) it would otherwise lose to nginx's inheritance rule (a location that sets any
     header inherits none from the server).
+  - From the O(before) location it carries only what a proxied WebSocket needs - proxy settings, headers,
+    variables, logging - and always its access control (C(allow)/C(deny), C(auth_basic), C(auth_request),
+    C(satisfy), C(limit_req), C(limit_conn), C(internal), C(if) blocks that only refuse). It never carries what
+    ends or diverts a request (C(return), C(rewrite), C(try_files), C(error_page) to a named location, other
+    content handlers such as C(fastcgi_pass), C(root), C(alias), C(index)). Where that location hands its
+    requests to a named location (C(try_files $uri @app), C(error_page 404 = @app)), the proxy settings come
+    from the named location. RV(servers[].carried) and RV(servers[].left_out) list each directive.
+  - A O(before) location that only returns or redirects (C(return 301 ...)) proxies nothing; the module
+    refuses it and changes nothing.
   - The form is chosen by nginx's own location selection rules and proven before anything is written -
     the routing of a sample WebSocket URI is computed for the file before and after the edit. A regex
     location is placed ahead of every regex that would take the URI, or a C(^~) prefix location is used
@@ -77,11 +86,13 @@ options:
     description:
       - C(proxy_read_timeout) of the WebSocket location. nginx closes a tunnel after this long with no
         data in either direction.
+      - An nginx time, read as nginx reads it (C(ngx_parse_time)) - C(3600), C(90s), C(2m), C(1h30m), C(1d),
+        C(500ms); a plain number is seconds; units go from large to small. A value nginx refuses is refused.
     type: str
     default: 3600s
   send_timeout:
     description:
-      - C(proxy_send_timeout) of the WebSocket location.
+      - C(proxy_send_timeout) of the WebSocket location, an nginx time like O(read_timeout).
     type: str
     default: 3600s
   headers:
@@ -108,6 +119,17 @@ options:
     type: str
     choices: [auto, regex, prefix]
     default: auto
+  include_conflicts:
+    description:
+      - What to do when an C(include) of the O(before) location sets one of this module's own settings to another
+        value (a snippet with C(proxy_read_timeout 90s) while O(read_timeout) is C(3600s)); nginx refuses the
+        same setting twice in one location.
+      - V(refuse) fails with the file:line, both values and the fix, and changes nothing.
+      - V(inline) leaves that include out of the new location and copies in, line by line, everything else it
+        brings that the location carries; RV(servers[].left_out) names the include and the conflicting lines.
+    type: str
+    choices: [refuse, inline]
+    default: refuse
   state:
     description:
       - V(present) makes the WebSocket location exist with the settings above.
@@ -264,6 +286,52 @@ servers:
     route_after:
       description: Where nginx sends RV(sample_uri) after the change (C(location) and C(reason)).
       type: dict
+    carried:
+      description:
+        - For a new location, each directive it took from the anchor (or from the named location the anchor
+          hands its requests to, such as C(try_files $uri @app)). Access control is always carried.
+        - See the table in C(docs/how-it-works.md).
+      type: list
+      elements: dict
+      contains:
+        directive:
+          description: The directive with its arguments.
+          type: str
+          sample: auth_basic API
+        file:
+          description: The file it is written in.
+          type: str
+        line:
+          description: Its line.
+          type: int
+        family:
+          description: Its family in the carry table.
+          type: str
+          sample: authentication and authorization
+    left_out:
+      description:
+        - For a new location, each directive of the anchor (or its named location) it does not carry, such as
+          C(return), C(try_files), C(rewrite), C(fastcgi_pass) or the anchor's own timeouts.
+      type: list
+      elements: dict
+      contains:
+        directive:
+          description: The directive with its arguments.
+          type: str
+          sample: try_files $uri @app
+        file:
+          description: The file it is written in.
+          type: str
+        line:
+          description: Its line.
+          type: int
+        family:
+          description: Its family in the carry table.
+          type: str
+          sample: ends or diverts the request
+        why:
+          description: Why it is left out.
+          type: str
 route_before:
   description: Where nginx sends RV(sample_uri) before the change, in the first edited server block.
   type: dict

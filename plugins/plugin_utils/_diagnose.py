@@ -42,6 +42,10 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
     compile_location_regex,
     route,
 )
+from ansible_collections.agaii.nginx.plugins.plugin_utils._timevalue import (
+    seconds_text,
+    time_seconds,
+)
 
 # Debian's and Ubuntu's compiled-in paths (nginx -V: --prefix, --pid-path, --error-log-path).
 DEFAULT_PREFIX = "/usr/share/nginx"
@@ -57,28 +61,6 @@ LAYERS = ("nginx", "backend", "routing", "handshake", "timeout")
 OK, BROKEN, SKIPPED, UNKNOWN = "ok", "broken", "skipped", "unknown"
 
 # ------------------------------------------------------------------------------------- small parsers
-
-_TIME_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
-_TIME_PART = re.compile(r"\s*([0-9]+)(ms|s|m|h|d|w|M|y)?\s*")
-
-
-def time_seconds(text: str) -> float:
-    """Seconds in an nginx time value (``60``, ``60s``, ``1h 30m``, ``500ms``); ValueError otherwise."""
-    value = str(text).strip()
-    total, position = 0.0, 0
-    while position < len(value):
-        part = _TIME_PART.match(value, position)
-        if part is None or part.end() == position:
-            raise ValueError(f"{text!r} is not an nginx time (such as 60, 300s, 5m or 1h 30m)")
-        total += int(part.group(1)) * _TIME_UNITS[part.group(2) or "s"]
-        position = part.end()
-    if not value:
-        raise ValueError("an empty time is not an nginx time (such as 60, 300s, 5m or 1h 30m)")
-    return total
-
-
-def seconds_text(seconds: float) -> str:
-    return f"{seconds:g}s"
 
 
 def normalize_uri(uri: str) -> str:

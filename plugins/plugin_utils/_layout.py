@@ -59,7 +59,9 @@ class Layout:
 
     def insertion_range(self, target: Directive) -> Tuple[int, int]:
         if not self.on_own_line(target):
-            return target.start, target.start
+            # in front of the blanks before ``target``: they would end the line the block breaks off
+            at = target.start - len(self._blanks_before(target))
+            return at, at
         start = self.file.line_start(target.start)
         while start > 0:
             previous = self.file.line_start(start - 1)
@@ -77,7 +79,13 @@ class Layout:
             return nl.join(lines) + nl + nl
         indent = self._enclosing_indent(target) + self.unit
         lines = self._block_lines(indent, head, body, marker)
-        return nl + nl.join(lines) + nl + indent
+        blanks = self._blanks_before(target)  # they stay, and now indent ``target``
+        tail = indent[: len(indent) - len(blanks)] if indent.endswith(blanks) else indent
+        return nl + nl.join(lines) + nl + tail
+
+    def _blanks_before(self, target: Directive) -> bytes:
+        before = self.data[self.file.line_start(target.start) : target.start]
+        return before[len(before.rstrip(b" \t")) :]
 
     def _block_lines(self, indent: bytes, head: str, body: Sequence[bytes], marker: str) -> List[bytes]:
         inner = indent + self.unit

@@ -12,6 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.agaii.nginx.plugins.plugin_utils._carry import (
+    Carry,
+    CarryPlanner,
+    family_of,
+    named_location_target,
+)
 from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
     AnchorNotFoundError,
     CannotWinError,
@@ -47,6 +53,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._target import (
     parse_location,
     validate,
 )
+from ansible_collections.agaii.nginx.plugins.plugin_utils._timevalue import TimeValueError, parse_time
 
 MARKER = "# managed by agaii.nginx.ws_location"
 _OWN_SETTINGS = ("proxy_pass", "proxy_http_version", "proxy_read_timeout", "proxy_send_timeout")
@@ -67,6 +74,8 @@ class ServerOutcome:
     reasons: List[str] = field(default_factory=list)
     route_before: Dict[str, Optional[str]] = field(default_factory=dict)
     route_after: Dict[str, Optional[str]] = field(default_factory=dict)
+    carried: List[Dict[str, object]] = field(default_factory=list)
+    left_out: List[Dict[str, object]] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, object]:
         return dict(self.__dict__)
@@ -97,6 +106,8 @@ class _Desired:
     text: str
     accept: Tuple[str, ...]
     replace_wrong: bool = True
+    option: str = ""  # the module option that sets it, for messages
+    is_time: bool = False  # compare as nginx times (1h == 3600s)
 
 
 def directive_key(directive: Directive) -> Tuple[str, ...]:
@@ -295,7 +306,7 @@ class _Planner:
         if modifier is None and path.startswith("/"):
             result = route(tree(self.config, server), path)
             serving = result.location.directive if result.known and result.location else None
-            if serving is not None and any(d.name == "proxy_pass" for d in self.config.level(serving)):
+            if serving is not None and self._proxy_source(server, serving) is not None:
                 return serving
         return None
 
@@ -326,12 +337,13 @@ class _Planner:
         anchor = self._anchor(server)
         if anchor is None:  # pragma: no cover - _select_servers keeps only servers with an anchor
             raise AnchorNotFoundError(f"no location for {self.settings.before!r}", server.file, server.line)
+        self._refuse_if_nothing_is_proxied(server, anchor)
         proxy_pass, form, why = self._choose_form(server, anchor)
         outcome.action, outcome.form = "inserted", form
         outcome.reasons.append(why)
         head = ["^~", self.ws.prefix] if form == "prefix" else list(self.ws.regex_args())
         outcome.location = " ".join(["location", *head])
-        body = self._new_body(server, anchor, proxy_pass)
+        body = self._new_body(server, anchor, proxy_pass, outcome)
         target = self._insertion_point(server, anchor, form)
         text = self.layout.location_block(target, render_block_head("location", head), body, MARKER)
         outcome.reasons.append(f"inserted before {target.describe()} at {target.where}")
@@ -340,7 +352,7 @@ class _Planner:
     def _choose_form(self, server: Server, anchor: Directive) -> Tuple[str, str, str]:
         """(proxy_pass, 'regex' or 'prefix', why) for a new location."""
         mode = self.settings.match
-        regex_pass, prefix_pass, pass_note = self._proxy_pass_forms(anchor)
+        regex_pass, prefix_pass, pass_note = self._proxy_pass_forms(server, anchor)
         regex_reason = self._regex_cannot_win(server, anchor) or pass_note
         if mode == "prefix" or (mode == "auto" and regex_reason):
             needed = regex_reason or "match=prefix"
@@ -386,7 +398,9 @@ class _Planner:
                 return f"{longest.describe()} is the longest prefix and ^~ stops the regex search"
         return None
 
-    def _proxy_pass_forms(self, anchor: Directive) -> Tuple[Optional[str], Optional[str], Optional[str]]:
+    def _proxy_pass_forms(
+        self, server: Server, anchor: Directive
+    ) -> Tuple[Optional[str], Optional[str], Optional[str]]:
         """proxy_pass for the regex form (None if impossible), for the prefix form, and why not regex."""
         if self.settings.proxy_pass:
             base, uri = split_proxy_pass(self.settings.proxy_pass)
@@ -394,10 +408,11 @@ class _Planner:
             if uri is None or uri == self.ws.prefix:
                 return base, prefix_pass, None
             return None, prefix_pass, f"proxy_pass {self.settings.proxy_pass} has a URI part"
-        passes = [d for d in self.config.level(anchor) if d.name == "proxy_pass"]
+        source = self._proxy_source(server, anchor)
+        passes = [d for d in self.config.level(source) if d.name == "proxy_pass"] if source is not None else []
         if not passes or not passes[0].args:
             raise AnchorNotFoundError(
-                f"{anchor.describe()} has no proxy_pass to copy",
+                f"{anchor.describe()} has no proxy_pass to copy{self._content_handler_note(anchor)}",
                 anchor.file,
                 anchor.line,
                 "Set proxy_pass to the WebSocket backend.",
@@ -420,15 +435,20 @@ class _Planner:
             (f"the anchor's proxy_pass {value} has a URI part that a regex location cannot carry"),
         )
 
-    def _new_body(self, server: Server, anchor: Directive, proxy_pass: str) -> List[bytes]:
-        carried = [
-            d for d in anchor.block or () if d.file == anchor.file and not self._is_ours(d) and d.name != "location"
-        ]
-        level = list(self.config.expand(carried))
+    def _new_body(self, server: Server, anchor: Directive, proxy_pass: str, outcome: ServerOutcome) -> List[bytes]:
+        source = self._proxy_source(server, anchor) or anchor
+        carry = self._carry(anchor, source)
+        outcome.carried, outcome.left_out = carry.carried, carry.left_out
+        for directive in carry.unknown:
+            self.warnings.append(
+                f"carried `{directive.describe()}` ({directive.where}) into the WebSocket location: the module does "
+                "not know this directive, and it could be access control; check the handshake"
+            )
+        level = carry.level
         lines = [as_bytes(render_directive("proxy_pass", [proxy_pass]))]
-        lines += [self.file_bytes(d) for d in carried]
+        lines += carry.lines
         if not any(d.name == "proxy_set_header" for d in level):
-            chain = enclosing_chain(self.config, anchor, server)[:-1]
+            chain = enclosing_chain(self.config, source, server)[:-1]
             inherited = [
                 d
                 for d in effective(self.config, chain, "proxy_set_header")
@@ -440,13 +460,95 @@ class _Planner:
             if not present:
                 lines.append(as_bytes(wanted.text))
             elif not _accepts(present[0], wanted):
-                raise CannotWinError(
-                    f"{present[0].describe()} (from an included file) conflicts with {wanted.text}",
-                    present[0].file,
-                    present[0].line,
-                    "Change it in that file, or do not include it in the API location.",
-                )
+                raise self._included_conflict(present[0], wanted, anchor)
         return lines
+
+    def _included_conflict(self, found: Directive, wanted: _Desired, anchor: Directive) -> CannotWinError:
+        """An included file sets what the WebSocket location must set otherwise: where, both values, the fix."""
+        include = next(
+            (d for d in anchor.block or () if d.name == "include" and found in list(self.config.expand([d]))),
+            None,
+        )
+        via = f" (brought by `{include.describe()}` at {include.where})" if include is not None else ""
+        value = found.args[-1] if found.args else ""
+        fixes = [f"set {wanted.option} to {value}" if wanted.option else f"change it to `{wanted.text}` there"]
+        fixes.append(f"move `{include.describe()}` out of {anchor.describe()}" if include else "change that file")
+        return CannotWinError(
+            f"`{found.describe()}` from an included file{via} conflicts with `{wanted.text}` that the WebSocket "
+            f"location needs: nginx refuses the same setting twice in one location",
+            found.file,
+            found.line,
+            "Either " + ", or ".join(fixes) + ".",
+        )
+
+    def _carry(self, anchor: Directive, source: Directive) -> Carry:
+        conflict = self._conflict if self.settings.include_conflicts == "inline" else None
+        return CarryPlanner(self.config, self._is_ours, bool(self.settings.proxy_pass), conflict).run(anchor, source)
+
+    def _conflict(self, directive: Directive) -> str:
+        """Why ``directive`` (from an include) cannot stay in the WebSocket location ('' when it can)."""
+        for wanted in self._desired():
+            if directive_key(directive) == wanted.key and not _accepts(directive, wanted):
+                option = f" ({wanted.option})" if wanted.option else ""
+                return f"conflicts with `{wanted.text}`{option}; left out as include_conflicts=inline asks"
+        return ""
+
+    # -- where the anchor's requests are proxied --------------------------------------------------
+
+    def _proxy_source(self, server: Server, anchor: Directive) -> Optional[Directive]:
+        """The location whose proxy_pass serves the anchor's requests: the anchor, or the named location it
+        hands them to (``try_files ... @app``, ``error_page 404 = @app``); None when nothing proxies them."""
+        level = self.config.level(anchor)
+        has_pass = any(d.name == "proxy_pass" for d in level)
+        handoffs = sorted(
+            (d for d in level if named_location_target(d)), key=lambda d: 0 if d.name == "try_files" else 1
+        )
+        if has_pass and not any(d.name == "try_files" for d in handoffs):
+            return anchor
+        for handoff in handoffs:
+            named = self._named_location(server, named_location_target(handoff))
+            if named is not None and any(d.name == "proxy_pass" for d in self.config.level(named)):
+                return named
+        return anchor if has_pass else None
+
+    def _named_location(self, server: Server, name: str) -> Optional[Directive]:
+        for node in _all_nodes(tree(self.config, server)):
+            if node.directive is not None and location_match(node.directive) == ("@", name):
+                return node.directive
+        return None
+
+    def _refuse_if_nothing_is_proxied(self, server: Server, anchor: Directive) -> None:
+        """An anchor that only returns or redirects proxies nothing: a WebSocket location beside it would open
+        a path the site does not serve (the HTTP server of an HTTP→HTTPS redirect, a closed API)."""
+        level = self.config.level(anchor)
+        ends = [d for d in level if d.name == "return"]
+        if not ends and self._proxy_source(server, anchor) is None:
+            ends = [d for d in level if d.name == "rewrite" and d.args[-1:] in (["redirect"], ["permanent"], ["last"])]
+        if not ends:
+            return
+        end = ends[0]
+        how = "answers every request itself" if end.name == "return" else "sends every request elsewhere"
+        raise AnchorNotFoundError(
+            f"{anchor.describe()} proxies nothing: `{end.describe()}` ({end.where}) {how}, so there is no backend "
+            "for a WebSocket and a WebSocket location there would open a path the site does not serve; "
+            "nothing was changed",
+            anchor.file,
+            anchor.line,
+            "Set before to the location that proxies your API (for an HTTP to HTTPS redirect, that of the HTTPS "
+            "server, chosen with server_name).",
+        )
+
+    def _content_handler_note(self, anchor: Directive) -> str:
+        """Which other content handler answers the anchor's requests (its settings, fastcgi_param..., are not)."""
+        handlers = [
+            d
+            for d in self.config.level(anchor)
+            if family_of(d).name.startswith("other content handlers")
+            and (d.name in family_of(d).names or d.name.startswith("content_by_lua"))
+        ]
+        if not handlers:
+            return ""
+        return f" (its requests go to `{handlers[0].describe()}` at {handlers[0].where}, not to a proxy)"
 
     def _insertion_point(self, server: Server, anchor: Directive, form: str) -> Directive:
         """The statement (in this file) the new location goes in front of."""
@@ -482,7 +584,7 @@ class _Planner:
                     existing.line,
                     "Set proxy_pass.",
                 )
-            regex_pass, prefix_pass, _why_not_regex = self._proxy_pass_forms(anchor)
+            regex_pass, prefix_pass, _why_not_regex = self._proxy_pass_forms(server, anchor)
             chosen = prefix_pass if location_match(existing)[0] in ("", "^~") else regex_pass
             if chosen is None:
                 raise CannotWinError(
@@ -594,6 +696,7 @@ class _Planner:
                     ("proxy_set_header", name.lower()),
                     render_directive("proxy_set_header", [name, str(value)]),
                     (str(value),),
+                    option=f"headers.{name}",
                 )
             )
         wanted.append(
@@ -601,6 +704,8 @@ class _Planner:
                 ("proxy_read_timeout",),
                 render_directive("proxy_read_timeout", [s.read_timeout]),
                 (s.read_timeout,),
+                option="read_timeout",
+                is_time=True,
             )
         )
         wanted.append(
@@ -608,6 +713,8 @@ class _Planner:
                 ("proxy_send_timeout",),
                 render_directive("proxy_send_timeout", [s.send_timeout]),
                 (s.send_timeout,),
+                option="send_timeout",
+                is_time=True,
             )
         )
         return wanted
@@ -640,8 +747,17 @@ class _Planner:
 
 def _accepts(directive: Directive, wanted: _Desired) -> bool:
     value = directive.args[-1] if directive.args else ""
+    if wanted.is_time:
+        return any(_same_time(value, accepted) for accepted in wanted.accept)
     accepted = {a.lower() for a in wanted.accept}
     return value.lower() in accepted
+
+
+def _same_time(value: str, wanted: str) -> bool:
+    try:
+        return parse_time(value) == parse_time(wanted)
+    except TimeValueError:
+        return value == wanted
 
 
 def split_proxy_pass(value: str) -> Tuple[str, Optional[str]]:

@@ -21,10 +21,10 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._lexer import (
     WORD,
     tokenize,
 )
+from ansible_collections.agaii.nginx.plugins.plugin_utils._timevalue import EXAMPLES, TimeValueError, parse_time
 
 _BARE_SAFE = re.compile(r"[^\s;{}\"'\\#]+")
 _ESCAPE_IN_QUOTES = re.compile(r'\\(?=["\'\\tnr]|$)|"')
-_TIME = re.compile(r"^[0-9]{1,9}(?:ms|s|m|h|d|w|M|y)?$")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")
 _VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -83,9 +83,15 @@ def check_plain_value(option: str, value: str) -> str:
 
 
 def check_time(option: str, value: str) -> str:
+    """A timeout option (a msec value such as proxy_read_timeout's), read by the one nginx time grammar."""
     value = check_plain_value(option, str(value)).strip()
-    if not _TIME.match(value):
-        raise InvalidOptionError(f"{option} must be an nginx time such as 60s, 5m or 3600s, got {value!r}")
+    try:
+        parse_time(value)
+    except TimeValueError as exc:
+        raise InvalidOptionError(
+            f"{option} must be an nginx time {EXAMPLES}, got {value!r}: {exc.why}",
+            hint="Plain numbers are seconds; units go from large to small (w d h m s ms).",
+        ) from exc
     return value
 
 

@@ -24,6 +24,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
 )
 
 MATCH_MODES = ("auto", "regex", "prefix")
+INCLUDE_CONFLICTS = ("refuse", "inline")
 SAMPLE_TAIL = "agaii-probe/session-874q8t"
 _REGEX_META = set(".^$*+?()[]{}|\\")
 _QUANTIFIERS = set("*+?{")
@@ -43,6 +44,7 @@ class Settings:
     match: str = "auto"
     server_name: Optional[str] = None
     state: str = "present"
+    include_conflicts: str = "refuse"
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ def validate(settings: Settings) -> Settings:
         raise InvalidOptionError(f"match must be one of {', '.join(MATCH_MODES)}, got {settings.match!r}")
     if settings.state not in ("present", "absent"):
         raise InvalidOptionError(f"state must be present or absent, got {settings.state!r}")
+    if settings.include_conflicts not in INCLUDE_CONFLICTS:
+        raise InvalidOptionError(
+            f"include_conflicts must be one of {', '.join(INCLUDE_CONFLICTS)}, got {settings.include_conflicts!r}"
+        )
     check_location_regex("location", settings.location)
     check_before(settings.before)
     if settings.proxy_pass is not None:

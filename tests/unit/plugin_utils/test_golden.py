@@ -80,3 +80,11 @@ def test_latin1_bytes_are_copied_not_reencoded() -> None:
     assert b"caf\xe9 r\xe9seau" in case.after
     assert case.after.count(b'"\xe9t\xe9"') == 2
     assert b"\xef\xbf\xbd" not in case.after
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_no_line_gains_trailing_whitespace(case: GoldenCase) -> None:
+    def trailing(data: bytes) -> list:
+        return [line for line in data.splitlines() if line != line.rstrip(b" \t")]
+
+    assert trailing(case.after) == trailing(case.before)
