@@ -52,9 +52,9 @@ def crossplane_parse(sample: Sample) -> object:
 
 
 def engine_plan(sample: Sample) -> object:
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings
 
     path = str(sample.site)
     plan = plan_websocket(load(path, sample.data, sample.dump), path, Settings(server_name=TARGET_NAME))
@@ -65,7 +65,7 @@ def engine_plan(sample: Sample) -> object:
 
 def shape(sample: Sample) -> str:
     """What the generated file holds, for the report."""
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._model import location_match, parse_bytes
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import location_match, parse_bytes
 
     file = parse_bytes(sample.data, str(sample.site), check=False)
     names = Counter(d.name for d in file.walk() if d.block is not None)

@@ -83,9 +83,9 @@ def host_for(sandbox: NginxSandbox, **extra: Any) -> Dict[str, Any]:
 
 def ws_routes(sandbox: NginxSandbox) -> Optional[str]:
     """Where nginx's rules send the WebSocket sample URI in the sandbox's site (per the engine)."""
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import tree
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import route
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import tree
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import route
 
     site = str(sandbox.path("sites-enabled/app"))
     config = load(site, Path(site).read_bytes(), sandbox.dump().encode())

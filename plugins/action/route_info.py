@@ -15,8 +15,9 @@ from __future__ import annotations
 import base64
 from typing import Any, Dict, List, Optional
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._action import EditingAction
-from ansible_collections.agaii.nginx.plugins.plugin_utils._diagnose import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._action_base import EditingAction
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import (
     DEFAULT_PID_FILE,
     Check,
     Probe,
@@ -37,8 +38,12 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._diagnose import (
     timeout_check,
     verdict,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Config, load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import RunTarget, TaskFailed, loaded_name, read_status
+from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import (
+    RunTarget,
+    TaskFailed,
+    loaded_name,
+    read_status,
+)
 
 PROBE_MODULE = "agaii.nginx.ws_probe"
 LOG_TAIL_BYTES = 65536

@@ -12,10 +12,10 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol import ABSENT
-from ansible_collections.agaii.nginx.plugins.plugin_utils._action import FILE_OPTIONS, EditingAction
-from ansible_collections.agaii.nginx.plugins.plugin_utils._mapplan import DEFAULT_VARIABLE, MapPlan, plan_map
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._action_base import FILE_OPTIONS, EditingAction
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_map import DEFAULT_VARIABLE, MapPlan, plan_map
+from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import (
     WRITE_ATTEMPTS,
     RunTarget,
     file_diff,

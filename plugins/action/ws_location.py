@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._action import FILE_OPTIONS, EditingAction
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import Plan, plan_websocket
-from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._action_base import FILE_OPTIONS, EditingAction
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import Plan, plan_websocket
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings, check_settings
+from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import (
     WRITE_ATTEMPTS,
     RunTarget,
     Snapshot,
@@ -25,7 +26,6 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import (
     write_failure,
     write_file,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings, check_settings
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "path": {"type": "path", "required": True},

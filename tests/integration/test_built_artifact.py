@@ -75,7 +75,7 @@ def test_tarball_holds_the_collection_and_nothing_left_behind(tarball: Path) -> 
         "roles/ws_proxy/tasks/main.yml",
         "roles/ws_proxy/meta/argument_specs.yml",
         "plugins/action/ws_location.py",
-        "plugins/plugin_utils/_planner.py",
+        "plugins/plugin_utils/_engine/plan_location.py",
         "plugins/modules/nginx_file.py",
     ):
         assert needed in members, f"{needed} is missing from {tarball.name}"

@@ -19,10 +19,10 @@ from typing import Dict, List, Optional, Tuple
 import pytest
 
 from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import HandshakeResult, handshake
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import AnchorNotFoundError, CannotWinError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import Plan, plan_websocket
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import AnchorNotFoundError, CannotWinError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import Plan, plan_websocket
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings
 from tests.integration.test_ws_location import Ansible, Step
 from tests.support.nginx_sandbox import NginxSandbox
 from tests.support.pytest_fixtures import Backend

@@ -32,21 +32,21 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
-    NginxConfigError,
-    UnsupportedConfigError,
-)
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import (
     Config,
     Directive,
     Server,
     load,
     location_match,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import Plan, plan_websocket, tree
-from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import route
-from ansible_collections.agaii.nginx.plugins.plugin_utils._splice import apply_edits, splice
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings, parse_location
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import (
+    NginxConfigError,
+    UnsupportedConfigError,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import Plan, plan_websocket, tree
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings, parse_location
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import route
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.splice import apply_edits, splice
 from tests.support.corpus import corpus_files, require_corpus
 from tests.support.corpus_sandbox import Prepared, prepare, read_sources
 from tests.support.nginx_sandbox import NginxSandbox

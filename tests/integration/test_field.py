@@ -32,18 +32,18 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 import pytest
 
 from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import handshake
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._mapplan import plan_map
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import (
     Config,
     Directive,
     Server,
     load,
     location_match,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import Plan, plan_websocket, tree
-from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import route
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings, literal_prefix
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import Plan, plan_websocket, tree
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_map import plan_map
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings, literal_prefix
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import route
 from tests.support.corpus_sandbox import Prepared, prepare, skip_category
 from tests.support.nginx_sandbox import NginxSandbox
 from tests.support.pytest_fixtures import Backend, nginx_available_or_skip

@@ -10,7 +10,7 @@ import pytest
 from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import handshake
 from tests.support.nginx_sandbox import NginxSandbox
 from tests.support.pytest_fixtures import Backend
-from tests.unit.plugin_utils.golden import GoldenCase, load_cases
+from tests.unit.plugin_utils._engine.golden import GoldenCase, load_cases
 
 pytestmark = pytest.mark.nginx
 

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket, tree
-from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import route
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket, tree
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import route
 from tests.support.nginx_sandbox import NginxSandbox
 
 pytestmark = pytest.mark.nginx

@@ -14,9 +14,9 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Directive, load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import tree
-from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import route
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Directive, load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import tree
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import route
 from tests.support.nginx_sandbox import NginxSandbox
 
 pytestmark = pytest.mark.nginx

@@ -9,7 +9,7 @@ from typing import Optional
 import pytest
 
 from tests.support.nginx_sandbox import NginxSandbox
-from tests.unit.plugin_utils.test_timevalue import TIME_TABLE
+from tests.unit.plugin_utils._engine.test_timevalue import TIME_TABLE
 
 pytestmark = pytest.mark.nginx
 

@@ -28,9 +28,9 @@ from ansible_collections.agaii.nginx.plugins.action.ws_location import ARGUMENT_
 from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import HandshakeResult, handshake
 from ansible_collections.agaii.nginx.plugins.modules.nginx_file import ARGUMENT_SPEC as FILE_OPTIONS
 from ansible_collections.agaii.nginx.plugins.modules.nginx_file import lock_path
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import tree
-from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import route
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import tree
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import route
 from tests.support.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
 from tests.support.incident import INCIDENT_SITE_SERVER_HEADERS as INCIDENT_SITE
 from tests.support.nginx_sandbox import NginxSandbox

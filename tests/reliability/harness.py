@@ -33,9 +33,9 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible_collections.agaii.nginx.plugins.action import upgrade_map as upgrade_map_action
 from ansible_collections.agaii.nginx.plugins.action import ws_location as ws_location_action
 from ansible_collections.agaii.nginx.plugins.modules import nginx_file
-from ansible_collections.agaii.nginx.plugins.plugin_utils._action import refuse_unsafe_paths
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import TaskFailed
+from ansible_collections.agaii.nginx.plugins.plugin_utils._action_base import refuse_unsafe_paths
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import TaskFailed
 from tests.support.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
 from tests.support.pytest_fixtures import REPO_ROOT
 

@@ -6,10 +6,10 @@ these inputs used to make it raise something else.
 
 from __future__ import annotations
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings
 
 PATH = "/etc/nginx/sites-enabled/app"
 

@@ -26,14 +26,14 @@ from typing import List, Optional, Tuple
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._lexer import tokenize
-from ansible_collections.agaii.nginx.plugins.plugin_utils._mapplan import plan_map
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Config, load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket, tree
-from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import route
-from ansible_collections.agaii.nginx.plugins.plugin_utils._splice import apply_edits
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.lexer import tokenize
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket, tree
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_map import plan_map
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import route
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.splice import apply_edits
 from tests.reliability.conftest import Figures
 from tests.reliability.writes import no_writes
 from tests.support.corpus import require_corpus

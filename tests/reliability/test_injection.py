@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from ansible_collections.agaii.nginx.plugins.modules import ws_probe
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Directive
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Directive
 from tests.reliability.conftest import Figures
 from tests.reliability.harness import converge, message, run_module_main, run_nginx_file, validate_args, write_request
 from tests.reliability.hostile import hostile_values, short

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import NginxConfigError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import NginxConfigError
 from tests.reliability.harness import converge, message, run_nginx_file, write_request
 from tests.reliability.workspace import incident_site, loaded_directives
 from tests.support.faults import ROOT_REASON, fill, is_root, readonly, tmpfs, tmpfs_on

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, List, Set, Tuple, Union
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Directive, load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Directive, load
 from tests.reliability.hostile import INJECTED_DIRECTIVES, INJECTED_HEADER
 from tests.support.incident import INCIDENT_SITE_SERVER_HEADERS
 from tests.support.nginx_sandbox import NginxSandbox

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Directive, parse_bytes
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Directive, parse_bytes
 from tests.support.corpus import CORPUS_DIR
 from tests.support.nginx_sandbox import SYSTEM_NGINX_DIR, TEMP_KINDS, NginxSandbox
 from tests.support.processes import LOCALHOST, free_port

@@ -9,9 +9,7 @@
   below it, and nothing from the Ansible glue.
 - The glue (``plugins/plugin_utils/`` outside the engine, ``plugins/action``): may import the engine.
 
-``NOT_YET_MOVED`` lists today's exceptions to the layout: engine modules that still sit flat in
-``plugins/plugin_utils/`` beside the glue. They are held to the engine's import rules already. The list may
-only shrink: a name that no longer exists fails the test, so it cannot go stale.
+Every module of ``plugins/plugin_utils`` is either below the engine or named in ``GLUE``.
 """
 
 from __future__ import annotations
@@ -21,32 +19,13 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterator, List, Set, Tuple
 
-import pytest
-
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 PLUGIN_UTILS = PLUGINS / "plugin_utils"
 ENGINE = PLUGIN_UTILS / "_engine"
 COLLECTION = "ansible_collections.agaii.nginx.plugins"
 
-# The Ansible glue in plugin_utils: action plugin bases and the controller side of the target protocol.
-GLUE = {"_action.py", "_remote.py"}
-# Engine modules not yet moved under _engine/ (issue 15); held to the engine's import rules meanwhile.
-NOT_YET_MOVED = {
-    "_carry.py",
-    "_diagnose.py",
-    "_errors.py",
-    "_layout.py",
-    "_lexer.py",
-    "_mapplan.py",
-    "_model.py",
-    "_planner.py",
-    "_render.py",
-    "_routing.py",
-    "_servers.py",
-    "_splice.py",
-    "_target.py",
-    "_timevalue.py",
-}
+# The Ansible glue in plugin_utils: the action plugins' base and the controller side of the target protocol.
+GLUE = {"_action_base.py", "_target_io.py"}
 THIRD_PARTY_ENGINE = {"crossplane"}
 PROTOCOL = f"{COLLECTION}.module_utils._nginx_file_protocol"
 
@@ -67,8 +46,7 @@ def is_stdlib(name: str) -> bool:
 
 
 def engine_files() -> List[Path]:
-    moved = sorted(ENGINE.rglob("*.py")) if ENGINE.is_dir() else []
-    return moved + sorted(PLUGIN_UTILS / name for name in NOT_YET_MOVED)
+    return sorted(ENGINE.rglob("*.py"))
 
 
 def glue_module_names() -> Set[str]:
@@ -114,10 +92,12 @@ def test_the_nginx_file_protocol_is_standard_library_only() -> None:
 
 def test_every_plugin_utils_file_is_glue_or_engine() -> None:
     flat = {p.name for p in PLUGIN_UTILS.glob("*.py") if p.name != "__init__.py"}
-    unplaced = sorted(flat - GLUE - NOT_YET_MOVED)
-    assert unplaced == [], "a new plugin_utils module belongs under _engine/ (pure) or in GLUE (Ansible glue)"
+    assert flat == GLUE, "a new plugin_utils module belongs under _engine/ (pure) or in GLUE (Ansible glue)"
+    assert len(engine_files()) > 10, "the engine is under plugins/plugin_utils/_engine/"
 
 
-@pytest.mark.parametrize("name", sorted(NOT_YET_MOVED | GLUE))
-def test_listed_files_exist(name: str) -> None:
-    assert (PLUGIN_UTILS / name).is_file(), f"{name} is gone: take it off the list in this test"
+def test_the_glue_is_imported_only_by_action_plugins_and_glue() -> None:
+    glue = glue_module_names()
+    files = sorted(PLUGINS.rglob("*.py"))
+    importers = {str(path.relative_to(PLUGINS)) for path in files for _, name in imported_modules(path) if name in glue}
+    assert all(name.startswith(("action/", "plugin_utils/_")) and "/_engine/" not in name for name in importers)

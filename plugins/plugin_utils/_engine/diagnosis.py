@@ -16,11 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import unquote_to_bytes
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
-    NginxConfigError,
-    ServerSelectionError,
-)
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import (
     Config,
     Directive,
     Server,
@@ -29,20 +25,24 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
     location_match,
     parse_bytes,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import (
+    NginxConfigError,
+    ServerSelectionError,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import (
     directive_key,
     split_proxy_pass,
     tree,
     websocket_gaps,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import (
     LocationNode,
     RegexUnknown,
     Route,
     compile_location_regex,
     route,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._timevalue import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.timevalue import (
     seconds_text,
     time_seconds,
 )

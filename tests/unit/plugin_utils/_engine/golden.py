@@ -4,7 +4,7 @@ Each case holds ``before.conf``, the expected ``after.conf`` and optionally ``ca
 planner settings and facts about the case. The files are stored as UTF-8 with LF line ends (so the
 repository's own sanity checks pass); ``"newline": "crlf"`` and ``"encoding": "latin-1"`` in case.json
 turn them into CRLF or Latin-1 bytes before the test sees them (``absent_restores``: whether state=absent on the result
-gives the original bytes back). ``python -m tests.unit.plugin_utils.golden`` rewrites every
+gives the original bytes back). ``python -m tests.unit.plugin_utils._engine.golden`` rewrites every
 ``after.conf`` from the current planner (``handshake``: whether the integration test proves a
 101 through nginx with it): review the diff before committing it.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
 
-GOLDEN_DIR = Path(__file__).resolve().parent.parent / "golden"
+GOLDEN_DIR = Path(__file__).resolve().parents[2] / "golden"
 SITE_PATH = "/etc/nginx/sites-enabled/site.conf"
 
 
@@ -71,9 +71,9 @@ def load_cases() -> List[GoldenCase]:
 
 
 def plan_case(case: GoldenCase) -> bytes:
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket
+    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings
 
     plan = plan_websocket(load(SITE_PATH, case.before), SITE_PATH, Settings(**case.settings))
     return plan.after.get(SITE_PATH, case.before)

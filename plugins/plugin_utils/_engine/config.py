@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol import DUMP_MARKER
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import (
     ConfigSyntaxError,
     UnsupportedConfigError,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._lexer import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.lexer import (
     AFTER_QUOTE_OK,
     COMMENT,
     OPEN,

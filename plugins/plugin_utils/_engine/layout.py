@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Sequence, Tuple
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import ConfigFile, Directive
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import ConfigFile, Directive
 
 _INDENTED_LINE = re.compile(rb"^([ \t]+)\S", re.M)
 _DEFAULT_UNIT = b"    "

@@ -6,10 +6,10 @@ from typing import Any, Dict
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._action import refuse_unsafe_paths
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import InvalidOptionError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._action_base import refuse_unsafe_paths
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import InvalidOptionError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import (
     TaskFailed,
     failure_message,
     refuse_backup_dir_inside_config,

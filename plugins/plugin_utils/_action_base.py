@@ -12,10 +12,10 @@ from ansible.module_utils.basic import missing_required_lib
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol import MODULE_NAME
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import InvalidOptionError, NginxConfigError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import CROSSPLANE_IMPORT_ERROR, HAS_CROSSPLANE
-from ansible_collections.agaii.nginx.plugins.plugin_utils._remote import RunTarget, TaskFailed
-from ansible_collections.agaii.nginx.plugins.plugin_utils._render import check_plain_value
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import CROSSPLANE_IMPORT_ERROR, HAS_CROSSPLANE
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import InvalidOptionError, NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.render import check_plain_value
+from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import RunTarget, TaskFailed
 
 FILE_OPTIONS: Dict[str, Dict[str, Any]] = {
     "backup": {"type": "bool", "default": False},

@@ -19,7 +19,7 @@ from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol i
     WRITE,
     sha256_hex,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import glob_match
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import glob_match
 
 WRITE_ATTEMPTS = 3  # a file changed between read and write is read and planned again, this many times
 

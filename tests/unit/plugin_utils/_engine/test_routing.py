@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import tree
-from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import tree
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import (
     RegexUnknown,
     Route,
     compile_location_regex,

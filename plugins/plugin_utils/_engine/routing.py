@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import (
     Directive,
     location_match,
 )

@@ -7,7 +7,8 @@ from typing import Dict, List, Optional
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._diagnose import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, load_files
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import (
     BROKEN,
     OK,
     SKIPPED,
@@ -33,8 +34,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._diagnose import (
     timeout_check,
     verdict,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import ServerSelectionError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Config, load_files
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import ServerSelectionError
 
 MAIN = "/etc/nginx/nginx.conf"
 SITE = "/etc/nginx/sites-enabled/app"

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import MapConflictError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._mapplan import plan_map
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load_files
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load_files
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import MapConflictError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_map import plan_map
 
 DEBIAN_MAIN = b"""user www-data;
 events {

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Sequence
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import InvalidOptionError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._lexer import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import InvalidOptionError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.lexer import (
     COMMENT,
     OPEN,
     QUOTED,
@@ -21,7 +21,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._lexer import (
     WORD,
     tokenize,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._timevalue import EXAMPLES, TimeValueError, parse_time
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.timevalue import EXAMPLES, TimeValueError, parse_time
 
 _BARE_SAFE = re.compile(r"[^\s;{}\"'\\#]+")
 _ESCAPE_IN_QUOTES = re.compile(r'\\(?=["\'\\tnr]|$)|"')

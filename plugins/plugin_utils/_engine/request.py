@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import InvalidOptionError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._render import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import InvalidOptionError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.render import (
     check_header_name,
     check_location_regex,
     check_plain_value,
@@ -18,7 +18,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._render import (
     check_variable,
     quote_arg,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import (
     RegexUnknown,
     compile_location_regex,
 )

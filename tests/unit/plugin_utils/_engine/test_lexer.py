@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import ConfigSyntaxError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._lexer import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import ConfigSyntaxError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.lexer import (
     COMMENT,
     QUOTED,
     WORD,

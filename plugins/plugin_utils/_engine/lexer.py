@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import ConfigSyntaxError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import ConfigSyntaxError
 
 WORD = "word"
 QUOTED = "quoted"

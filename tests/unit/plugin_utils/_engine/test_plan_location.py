@@ -6,16 +6,16 @@ import re
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import (
     AnchorNotFoundError,
     CannotWinError,
     NginxConfigError,
     ServerSelectionError,
     UnsupportedConfigError,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket, split_proxy_pass
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket, split_proxy_pass
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings
 
 PATH = "/etc/nginx/sites-enabled/site"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Sequence
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import UnsupportedConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import UnsupportedConfigError
 
 
 @dataclass(frozen=True)

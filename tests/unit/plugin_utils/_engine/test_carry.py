@@ -7,7 +7,7 @@ from typing import Dict, List
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._carry import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.carry import (
     ACCESS,
     FAMILIES,
     NEVER,
@@ -15,18 +15,18 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._carry import (
     families_markdown,
     family_of,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Directive, load_files
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import (
     AnchorNotFoundError,
     CannotWinError,
     InvalidOptionError,
     UnsupportedConfigError,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Directive, load_files
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
-from tests.unit.plugin_utils.test_planner import PATH, plan
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings
+from tests.unit.plugin_utils._engine.test_plan_location import PATH, plan
 
-DOCS = Path(__file__).resolve().parents[3] / "docs" / "how-it-works.md"
+DOCS = Path(__file__).resolve().parents[4] / "docs" / "how-it-works.md"
 
 
 def named(name: str, *args: str) -> Directive:

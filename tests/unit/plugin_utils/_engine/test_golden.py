@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings
-from tests.unit.plugin_utils.golden import SITE_PATH, GoldenCase, load_cases, plan_case
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings
+from tests.unit.plugin_utils._engine.golden import SITE_PATH, GoldenCase, load_cases, plan_case
 
 CASES = load_cases()
 

@@ -6,11 +6,7 @@ import re
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
-    ConfigSyntaxError,
-    UnsupportedConfigError,
-)
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import (
     effective,
     enclosing_chain,
     glob_match,
@@ -18,6 +14,10 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
     location_match,
     parse_bytes,
     split_dump,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import (
+    ConfigSyntaxError,
+    UnsupportedConfigError,
 )
 from tests.support.corpus import require_corpus
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import InvalidOptionError, NginxConfigError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._lexer import tokenize
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket
-from ansible_collections.agaii.nginx.plugins.plugin_utils._render import quote_arg, render_directive
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import InvalidOptionError, NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.lexer import tokenize
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.render import quote_arg, render_directive
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import (
     Settings,
     literal_prefix,
     parse_location,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 from typing import List, Optional
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import ServerSelectionError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Config, Server
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, Server
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import ServerSelectionError
 
 
 def name_matches(pattern: str, host: str) -> bool:

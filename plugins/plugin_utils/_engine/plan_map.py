@@ -11,11 +11,11 @@ import posixpath
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import MapConflictError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._layout import Layout
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Config, Directive, glob_match
-from ansible_collections.agaii.nginx.plugins.plugin_utils._render import check_variable
-from ansible_collections.agaii.nginx.plugins.plugin_utils._splice import Edit, apply_edits
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, Directive, glob_match
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import MapConflictError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.layout import Layout
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.render import check_variable
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.splice import Edit, apply_edits
 
 MAP_MARKER = "# managed by agaii.nginx.upgrade_map"
 DEFAULT_VARIABLE = "connection_upgrade"

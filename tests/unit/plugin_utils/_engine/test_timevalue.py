@@ -8,11 +8,11 @@ from typing import Optional
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._diagnose import seconds_text as diagnose_seconds_text
-from ansible_collections.agaii.nginx.plugins.plugin_utils._diagnose import time_seconds as diagnose_time_seconds
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import InvalidOptionError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Settings, validate
-from ansible_collections.agaii.nginx.plugins.plugin_utils._timevalue import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import seconds_text as diagnose_seconds_text
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import time_seconds as diagnose_time_seconds
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import InvalidOptionError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings, validate
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.timevalue import (
     TimeValueError,
     parse_time,
     seconds_text,

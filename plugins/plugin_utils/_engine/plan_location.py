@@ -12,21 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._carry import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.carry import (
     Carry,
     CarryPlanner,
     family_of,
     named_location_target,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
-    AnchorNotFoundError,
-    CannotWinError,
-    NginxConfigError,
-    ServerSelectionError,
-    UnsupportedConfigError,
-)
-from ansible_collections.agaii.nginx.plugins.plugin_utils._layout import Layout
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import (
     Config,
     ConfigFile,
     Directive,
@@ -37,23 +29,35 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._model import (
     parse_bytes,
     reparse_edited,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._render import as_bytes, render_block_head, render_directive
-from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
-    LocationNode,
-    Route,
-    build_tree,
-    route,
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import (
+    AnchorNotFoundError,
+    CannotWinError,
+    NginxConfigError,
+    ServerSelectionError,
+    UnsupportedConfigError,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._servers import candidates, describe_candidates
-from ansible_collections.agaii.nginx.plugins.plugin_utils._splice import Edit, apply_edits
-from ansible_collections.agaii.nginx.plugins.plugin_utils._target import (
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.layout import Layout
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.render import (
+    as_bytes,
+    render_block_head,
+    render_directive,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import (
     Settings,
     WebSocketPath,
     parse_before,
     parse_location,
     validate,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._timevalue import TimeValueError, parse_time
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import (
+    LocationNode,
+    Route,
+    build_tree,
+    route,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import candidates, describe_candidates
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.splice import Edit, apply_edits
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.timevalue import TimeValueError, parse_time
 
 MARKER = "# managed by agaii.nginx.ws_location"
 _OWN_SETTINGS = ("proxy_pass", "proxy_http_version", "proxy_read_timeout", "proxy_send_timeout")

@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import UnsupportedConfigError
-from ansible_collections.agaii.nginx.plugins.plugin_utils._model import Config, Directive
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, Directive
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import UnsupportedConfigError
 
 CARRIED = "carried"
 ACCESS = "always carried"
