@@ -179,12 +179,11 @@ class Chromium:
     def stop(self) -> None:
         self.process.stop()
 
-    def page(self) -> DevTools:
-        """A CDP connection to the first page target (the about:blank chromium opened)."""
+    def page_url(self) -> str:
+        """The CDP WebSocket URL of the first page target (the about:blank chromium opened)."""
         with urllib.request.urlopen(f"http://{LOCALHOST}:{self.port}/json/list", timeout=10) as response:
             targets = json.loads(response.read())
-        page = next(target for target in targets if target.get("type") == "page")
-        return DevTools(connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=10))
+        return str(next(target for target in targets if target.get("type") == "page")["webSocketDebuggerUrl"])
 
 
 @dataclass
@@ -196,16 +195,16 @@ class BrowserCheck:
     screenshot: Path
 
 
-def check_websocket_page(chromium: Chromium, page_url: str, screenshot: Path, settle: float = 3.0) -> BrowserCheck:
-    """Load ``page_url``, wait until its WebSocket got a message or failed (at most ``settle`` seconds more),
+def check_websocket_page(chromium: Chromium, page_url: str, screenshot: Path, timeout: float = 20.0) -> BrowserCheck:
+    """Load ``page_url``, wait until its WebSocket got a message, failed or closed (at most ``timeout`` seconds),
     keep a PNG screenshot at ``screenshot`` and return the browser's own account of the WebSocket."""
-    devtools = chromium.page()
-    try:
+    with connect(chromium.page_url(), max_size=None, open_timeout=10) as connection:
+        devtools = DevTools(connection)
         devtools.call("Network.enable")
         devtools.call("Page.enable")
         devtools.call("Page.navigate", url=page_url)
         outcome: Dict[str, Any] = {}
-        deadline = time.monotonic() + 20 + settle
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             devtools.pump(0.2)
             outcome = _page_outcome(devtools)
@@ -216,8 +215,6 @@ def check_websocket_page(chromium: Chromium, page_url: str, screenshot: Path, se
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         screenshot.write_bytes(base64.b64decode(shot["data"]))
         return BrowserCheck(devtools.websockets(), outcome, screenshot)
-    finally:
-        devtools.connection.close()
 
 
 def _page_outcome(devtools: DevTools) -> Dict[str, Any]:

@@ -8,6 +8,8 @@ from tests.support.processes import LOCALHOST, ManagedProcess, free_port, wait_f
 
 START_TIMEOUT = 30.0
 # socket_domain ipv4: without it mosquitto 2.0's libwebsockets binds [::] (every address) and ignores 127.0.0.1.
+# The plain MQTT listener is there because mosquitto 2.0.11 exits ("Unable to start any listening sockets") when
+# its only listener is a WebSocket one bound to an address; brokers usually have both anyway.
 CONFIG = """\
 per_listener_settings false
 allow_anonymous true
@@ -18,6 +20,7 @@ log_type warning
 log_type notice
 log_type information
 connection_messages true
+listener {mqtt_port} {host}
 listener {port} {host}
 socket_domain ipv4
 protocol websockets
@@ -28,12 +31,13 @@ CONNACK_ACCEPTED = "^20020000$"
 
 
 class Mosquitto:
-    """A broker we own: ``upstream`` is its WebSocket listener (host:port)."""
+    """A broker we own: ``upstream`` is its WebSocket listener (host:port); ``mqtt_port`` its plain MQTT one."""
 
     def __init__(self, binary: str, workdir: Path) -> None:
         self.port = free_port()
+        self.mqtt_port = free_port()
         self.config = workdir / "mosquitto.conf"
-        self.config.write_text(CONFIG.format(port=self.port, host=LOCALHOST))
+        self.config.write_text(CONFIG.format(port=self.port, mqtt_port=self.mqtt_port, host=LOCALHOST))
         self.process = ManagedProcess([binary, "-c", str(self.config)], workdir / "mosquitto.log")
 
     @property
@@ -44,6 +48,7 @@ class Mosquitto:
         self.process.start()
         try:
             wait_for_port(LOCALHOST, self.port, START_TIMEOUT, process=self.process)
+            wait_for_port(LOCALHOST, self.mqtt_port, START_TIMEOUT, process=self.process)
         except BaseException:
             self.process.stop()
             raise
