@@ -472,6 +472,8 @@ class _Session:
             self.result.error = f"echo: expected a text frame, got opcode 0x{opcode:x}"
         elif self.result.echo_received != text:
             self.result.error = "echo: the server sent back a different text"
+        if self.result.error is not None:
+            self.result.stage = STAGE_ECHO
 
     # --------------------------------------------------------- greeting, first message
 

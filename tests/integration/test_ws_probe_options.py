@@ -165,6 +165,18 @@ def test_echo_keeps_working(app: Served) -> None:
     assert (result.error, result.echo_received) == (None, "ping ✓")
 
 
+def test_an_application_that_does_not_echo_fails_the_echo_stage(app: Served) -> None:
+    result = probe(params(url=app.url("/greet"), echo="ping"))
+    assert (result.stage, result.error, result.echo_received) == (
+        "echo",
+        "echo: the server sent back a different text",
+        '0{"sid":"abc","upgrades":[]}',
+    )
+    assert verdict(result, 101, "ping") == (
+        "the handshake succeeded but the echo failed: echo: the server sent back a different text"
+    )
+
+
 # --------------------------------------------------------------------------- failures name their stage
 
 
