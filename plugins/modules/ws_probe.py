@@ -12,7 +12,7 @@ short_description: Prove that a WebSocket endpoint answers 101 Switching Protoco
 version_added: 0.1.0
 description:
   - Performs a WebSocket opening handshake (RFC 6455) to a C(ws://) or C(wss://) URL and checks
-    C(101 Switching Protocols) and C(Sec-WebSocket-Accept). That is the whole proof by default: it holds for
+    C(101 Switching Protocols) and C(Sec-WebSocket-Accept). That is the whole proof by default, and it holds for
     every WebSocket application.
   - Describe the application to prove more - the subprotocols it needs (O(subprotocols); the server must select
     one of them), request headers it checks (O(headers), for example C(Origin), C(Cookie), C(Authorization)), a
