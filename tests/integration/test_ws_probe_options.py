@@ -231,6 +231,12 @@ def test_invalid_descriptions_are_refused() -> None:
         probe(params(url="ws://127.0.0.1:9/", query=["EIO=4"]))
     with pytest.raises(ValueError, match="invalid request header"):
         probe(params(url="ws://127.0.0.1:9/", headers={"Origin": "a\r\nX-Injected: 1"}))
+    with pytest.raises(ValueError, match="invalid request header 'Sec-WebSocket-Protocol'"):
+        probe(params(url="ws://127.0.0.1:9/", subprotocols=["mqtt\r\nX-Injected: 1"]))
+    with pytest.raises(ValueError, match="malformed WebSocket URL"):
+        probe(params(url="ws://127.0.0.1:9/", query="a=1\r\nX-Injected: 1"))
+    # a dictionary is percent-encoded: nothing to inject
+    assert with_query("ws://127.0.0.1:9/", {"a": "1\r\nX-Injected: 1"}) == "ws://127.0.0.1:9/?a=1%0D%0AX-Injected%3A+1"
 
 
 def test_with_query_joins_the_url_query() -> None:
