@@ -208,7 +208,7 @@ def check_websocket_page(chromium: Chromium, page_url: str, screenshot: Path, ti
         while time.monotonic() < deadline:
             devtools.pump(0.2)
             outcome = _page_outcome(devtools)
-            if outcome.get("received") is not None or outcome.get("error") or outcome.get("closed"):
+            if outcome.get("received") is not None or outcome.get("closed") is not None:
                 break
         devtools.pump(0.3)
         shot = devtools.call("Page.captureScreenshot", format="png")
