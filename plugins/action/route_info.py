@@ -57,6 +57,9 @@ DIAGNOSE_OPTIONS: Dict[str, Dict[str, Any]] = {
     "pid_file": {"type": "path"},
     "timeout": {"type": "float", "default": 5.0},
     "validate_certs": {"type": "bool", "default": True},
+    # What the application needs in a handshake (the ws_proxy role's proof passes its own): both probes send them.
+    "subprotocols": {"type": "list", "elements": "str", "default": []},
+    "headers": {"type": "dict", "default": {}},
 }
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -241,6 +244,10 @@ class _Diagnosis:
         }
         if host:
             module_args["host"] = host
+        if self.options["subprotocols"]:
+            module_args["subprotocols"] = self.options["subprotocols"]
+        if self.options["headers"]:
+            module_args["headers"] = self.options["headers"]
         return probe_from(url, self.action.module(PROBE_MODULE, module_args))
 
     def _logs(self, info: RouteInfo, needles: List[str]) -> List[str]:

@@ -4,7 +4,11 @@
 
 ``handshake(url)`` connects to the URL's host and port, sends the upgrade request (optionally with
 another ``Host``, extra headers and subprotocols), checks ``101 Switching Protocols`` and
-``Sec-WebSocket-Accept``, optionally echoes one masked text frame, and ends with a close frame.
+``Sec-WebSocket-Accept`` (and, when subprotocols are offered, that the server selected one of them),
+optionally echoes one masked text frame, optionally sends one message and waits for a first message
+that matches a regex (for applications that speak first or answer a greeting), and ends with a close
+frame. ``handshake_with_retries`` repeats a handshake that got no 101 for a bounded time (nginx still
+reloading), within one total time budget.
 
 Protocol outcomes never raise: a refused connection, a timeout, a non-101 status (its body is kept,
 up to 4 KiB) or a bad accept value are reported in ``HandshakeResult.error``. Only invalid arguments
@@ -17,6 +21,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import re
 import socket
 import ssl
 import struct
@@ -24,7 +29,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD_BYTES = 64 * 1024
@@ -39,6 +44,17 @@ OP_CLOSE = 0x8
 OP_PING = 0x9
 OP_PONG = 0xA
 CLOSE_NORMAL = 1000
+
+# Where a handshake failed (HandshakeResult.stage): the layers a proof names.
+STAGE_CONNECT = "connect"  # no TCP/TLS connection, or no HTTP response at all
+STAGE_STATUS = "status"  # an HTTP response other than 101
+STAGE_UPGRADE = "upgrade"  # 101 without a valid Sec-WebSocket-Accept, Upgrade or Connection
+STAGE_SUBPROTOCOL = "subprotocol"  # none of the offered subprotocols selected (or one never offered)
+STAGE_ECHO = "echo"
+STAGE_MESSAGE = "message"  # the expected first message did not arrive or did not match
+# Stages a reloading nginx can cause (old workers still answer with the old configuration).
+RETRIED_STAGES = (STAGE_CONNECT, STAGE_STATUS)
+RETRY_INTERVAL_SECONDS = 0.5
 
 HeaderList = List[Tuple[str, str]]
 HeadersArg = Union[Mapping[str, str], Sequence[Tuple[str, str]], None]
@@ -62,9 +78,14 @@ class HandshakeResult:
     body: str = ""  # non-101 responses only, at most 4 KiB
     echo_sent: Optional[str] = None
     echo_received: Optional[str] = None
+    message_sent: Optional[str] = None  # the message sent after the handshake (binary ones in hex)
+    message_received: Optional[str] = None  # the first message received (binary ones in hex)
+    message_binary: bool = False  # whether message_received came in a binary frame
     close_code: Optional[int] = None  # the server's close code, when it answered our close frame
     error: Optional[str] = None
+    stage: Optional[str] = None  # where it failed (STAGE_*); None when all went well
     elapsed: float = 0.0
+    attempts: int = 1
     request_headers: HeaderList = field(default_factory=list)
 
     def header_values(self, name: str) -> List[str]:
@@ -84,7 +105,7 @@ class HandshakeResult:
 
     @property
     def ok(self) -> bool:
-        """Upgraded, no error, and the echo (if any) came back unchanged."""
+        """Upgraded, no error, the echo (if any) came back unchanged and the first message (if any) matched."""
         echoed = self.echo_sent is None or self.echo_received == self.echo_sent
         return self.upgraded and self.error is None and echoed
 
@@ -334,6 +355,8 @@ class _Plan:
     echo: Optional[str]
     subprotocols: Optional[Sequence[str]]
     ca_file: Optional[str]
+    send: Union[str, bytes, None] = None
+    expect: Optional[re.Pattern] = None
 
 
 class _Session:
@@ -343,6 +366,7 @@ class _Session:
         self.plan = plan
         self.result = result
         self.phase = "connecting"
+        self.stage = STAGE_CONNECT
         self.conn: Optional[_Connection] = None
         self.server_closed = False
 
@@ -358,6 +382,7 @@ class _Session:
     def _fail(self, exc: BaseException) -> None:
         if self.result.error is None:
             self.result.error = f"{self.phase}: {_describe(exc)}"
+            self.result.stage = self.stage
 
     def _connect(self) -> None:
         target = self.plan.target
@@ -387,14 +412,19 @@ class _Session:
         self.conn.send(self.plan.request)
         self.phase = "reading the response"
         self._read_head()
+        self.stage = STAGE_STATUS
         if self.result.status != 101:
             self._refused()
             return
         self.phase = "checking the 101 response"
+        self.stage = STAGE_UPGRADE
         self._validate_upgrade()
         if self.result.error is None and self.plan.echo is not None:
-            self.phase = "echo"
+            self.phase = self.stage = STAGE_ECHO
             self._echo(self.plan.echo)
+        if self.result.error is None and (self.plan.send is not None or self.plan.expect is not None):
+            self.stage = STAGE_MESSAGE
+            self._converse()
 
     # ---------------------------------------------------------------- response head
 
@@ -417,6 +447,7 @@ class _Session:
 
     def _refused(self) -> None:
         self.result.error = f"expected 101 Switching Protocols, got {self.result.status_line}"
+        self.result.stage = STAGE_STATUS
         self.phase = "reading the response body"
         self.result.body = _read_body(self.conn, self.result).decode("utf-8", "replace")
 
@@ -428,7 +459,7 @@ class _Session:
         result.subprotocol = result.header("Sec-WebSocket-Protocol")
         problem = _upgrade_problem(result, expected, self.plan.subprotocols)
         if problem is not None:
-            result.error = problem
+            result.error, result.stage = problem
 
     # ------------------------------------------------------------------------- echo
 
@@ -441,6 +472,34 @@ class _Session:
             self.result.error = f"echo: expected a text frame, got opcode 0x{opcode:x}"
         elif self.result.echo_received != text:
             self.result.error = "echo: the server sent back a different text"
+        if self.result.error is not None:
+            self.result.stage = STAGE_ECHO
+
+    # --------------------------------------------------------- greeting, first message
+
+    def _converse(self) -> None:
+        """Send the greeting (if any), then read the first message and match it (if expected)."""
+        self._require_connection()
+        send = self.plan.send
+        if send is not None:
+            self.phase = "sending the message"
+            binary = isinstance(send, bytes)
+            payload = send if isinstance(send, bytes) else send.encode("utf-8")
+            self.result.message_sent = payload.hex() if binary else send
+            self.conn.send(encode_frame(OP_BINARY if binary else OP_TEXT, payload))
+        if self.plan.expect is None:
+            return
+        self.phase = "waiting for the first message"
+        opcode, payload = self._read_message()
+        binary = opcode == OP_BINARY
+        received = payload.hex() if binary else payload.decode("utf-8", "replace")
+        self.result.message_received, self.result.message_binary = received, binary
+        if not self.plan.expect.search(received):
+            kind = "binary message (hex)" if binary else "text message"
+            self.result.error = (
+                f"the first message does not match {self.plan.expect.pattern!r}: {kind} {_shorten(received)!r}"
+            )
+            self.result.stage = STAGE_MESSAGE
 
     def _read_message(self) -> Tuple[int, bytes]:
         """The next data message (fragments joined); answers pings, fails on close."""
@@ -531,16 +590,33 @@ def _request_header(headers: HeaderList, name: str) -> Optional[str]:
     return None
 
 
-def _upgrade_problem(result: HandshakeResult, expected: str, offered: Optional[Sequence[str]]) -> Optional[str]:
+def _shorten(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _upgrade_problem(
+    result: HandshakeResult, expected: str, offered: Optional[Sequence[str]]
+) -> Optional[Tuple[str, str]]:
+    """(error, stage) when the 101 response breaks RFC 6455 section 4.1's client requirements."""
     if not result.accept_ok:
-        return "Sec-WebSocket-Accept is {!r}, expected {!r}".format(result.header("Sec-WebSocket-Accept"), expected)
+        accept = result.header("Sec-WebSocket-Accept")
+        return f"Sec-WebSocket-Accept is {accept!r}, expected {expected!r}", STAGE_UPGRADE
     if (result.header("Upgrade") or "").strip().lower() != "websocket":
-        return "101 response without 'Upgrade: websocket' (got {!r})".format(result.header("Upgrade"))
+        return "101 response without 'Upgrade: websocket' (got {!r})".format(result.header("Upgrade")), STAGE_UPGRADE
     connection = [token.strip().lower() for token in (result.header("Connection") or "").split(",")]
     if "upgrade" not in connection:
-        return "101 response without 'Connection: upgrade' (got {!r})".format(result.header("Connection"))
+        return "101 response without 'Connection: upgrade' (got {!r})".format(
+            result.header("Connection")
+        ), STAGE_UPGRADE
     if result.subprotocol is not None and result.subprotocol not in (offered or ()):
-        return f"server selected subprotocol {result.subprotocol!r}, which was not offered"
+        return f"server selected subprotocol {result.subprotocol!r}, which was not offered", STAGE_SUBPROTOCOL
+    if offered and result.subprotocol is None:
+        # A browser fails such a connection: it offered subprotocols and got none back.
+        return (
+            f"the server selected none of the subprotocols offered ({', '.join(offered)}): "
+            "101 without Sec-WebSocket-Protocol",
+            STAGE_SUBPROTOCOL,
+        )
     return None
 
 
@@ -583,6 +659,8 @@ def handshake(
     echo: Optional[str] = None,
     subprotocols: Optional[Sequence[str]] = None,
     ca_file: Optional[str] = None,
+    send: Union[str, bytes, None] = None,
+    expect: Optional[str] = None,
 ) -> HandshakeResult:
     """Perform a WebSocket opening handshake against ``url`` and report what happened.
 
@@ -592,11 +670,16 @@ def handshake(
     replaces it. ``timeout`` bounds the exchange (the closing handshake may add up to 2 s more).
     ``verify_tls=False`` accepts any certificate; ``ca_file`` (PEM) is trusted for wss://. With
     ``echo``, one masked text frame is sent after the 101 and the next data message is kept in
-    ``echo_received``. A close frame always ends an upgraded connection.
+    ``echo_received``. ``subprotocols`` are offered, and the server must select one of them.
+    ``send`` (text, or bytes for a binary frame) is sent after the handshake (and the echo); with
+    ``expect`` (a regex), the next data message must match it (``re.search``; a binary message is
+    matched as lowercase hex, so ``^20`` is an MQTT CONNACK). A close frame always ends an upgraded
+    connection.
 
-    Raises ValueError only for a malformed URL or header; everything else is in the result.
+    Raises ValueError only for a malformed URL, header or regex; everything else is in the result.
     """
     target = parse_url(url)
+    pattern = _compile_expect(expect)
     key = base64.b64encode(os.urandom(16)).decode("ascii")
     request_headers = build_request_headers(target, key, host, headers, subprotocols)
     result = HandshakeResult(url=url, echo_sent=echo, request_headers=request_headers)
@@ -611,6 +694,8 @@ def handshake(
         echo=echo,
         subprotocols=subprotocols,
         ca_file=ca_file,
+        send=send,
+        expect=pattern,
     )
     started = time.monotonic()
     try:
@@ -618,3 +703,46 @@ def handshake(
     finally:
         result.elapsed = round(time.monotonic() - started, 3)
     return result
+
+
+def _compile_expect(expect: Optional[str]) -> Optional[re.Pattern]:
+    if expect is None:
+        return None
+    try:
+        return re.compile(expect)
+    except re.error as exc:
+        raise ValueError(f"invalid regex for the expected first message {expect!r}: {exc}") from exc
+
+
+def handshake_with_retries(url: str, timeout: float = 10.0, retry_for: float = 0.0, **options: Any) -> HandshakeResult:
+    """``handshake`` repeated while it gets no 101 (no connection, or another status) for up to ``retry_for``
+    seconds, all within ``timeout`` seconds in total (the budget).
+
+    Only a missing 101 is retried: right after ``nginx -s reload`` old workers may still answer with the
+    old configuration. A 101 whose subprotocol, echo or first message is wrong is final at once.
+    """
+    started = time.monotonic()
+    deadline = started + float(timeout)
+    retry_until = min(started + max(float(retry_for), 0.0), deadline)
+    attempts = 0
+    while True:
+        attempts += 1
+        result = handshake(url, timeout=max(deadline - time.monotonic(), 0.001), **options)
+        if result.ok or result.stage not in RETRIED_STAGES:
+            break
+        if time.monotonic() + RETRY_INTERVAL_SECONDS >= retry_until:
+            break
+        time.sleep(RETRY_INTERVAL_SECONDS)
+    result.attempts = attempts
+    result.elapsed = round(time.monotonic() - started, 3)
+    return result
+
+
+def with_query(url: str, query: Union[str, Mapping[str, Any], None]) -> str:
+    """``url`` with ``query`` (a string, or a mapping encoded with urlencode) appended to its query string."""
+    if not query:
+        return url
+    text = urlencode(query, doseq=True) if isinstance(query, Mapping) else str(query).lstrip("?")
+    parts = urlsplit(url)
+    joined = f"{parts.query}&{text}" if parts.query else text
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, joined, parts.fragment))

@@ -100,6 +100,17 @@ options:
         description: Verify the certificate of a C(wss://) handshake through nginx.
         type: bool
         default: true
+      subprotocols:
+        description:
+          - Subprotocols the application needs in the handshake (V(mqtt) for MQTT brokers); both handshakes offer
+            them. The ws_proxy role's proof passes its own.
+        type: list
+        elements: str
+        default: []
+      headers:
+        description: Request headers the application checks (C(Origin), C(Cookie), C(Authorization)), in both probes.
+        type: dict
+        default: {}
 extends_documentation_fragment:
   - agaii.nginx.nginx
   - ansible.builtin.action_common_attributes

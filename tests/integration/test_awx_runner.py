@@ -150,6 +150,7 @@ def test_fix_playbook_as_an_awx_job(incident: NginxSandbox, tmp_path: Path) -> N
             "ws_proxy_verify_url": incident.ws_url(WS_PATH),
             "ws_proxy_verify_host": "app.example.com",
             "ws_proxy_verify_validate_certs": "false",
+            "ws_proxy_verify_echo": "true",
         },
     )
     (private / "env" / "extravars").write_text(yaml.safe_dump(extravars))

@@ -110,6 +110,7 @@ def test_fix_playbook_runs_from_the_installed_collection(tarball: Path, incident
         "ws_proxy_reload_method": "signal",
         "ws_proxy_verify_url": incident.ws_url(WS_PATH),
         "ws_proxy_verify_host": "app.example.com",
+        "ws_proxy_verify_echo": True,
     }
     # Only the fresh collections path: neither the checkout's .build/collections nor any sys.path copy.
     env = isolated_env(tmp_path / "collections")

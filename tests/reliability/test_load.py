@@ -58,6 +58,7 @@ def role_play(sandbox: NginxSandbox, read_timeout: str) -> list[Dict[str, Any]]:
         "ws_proxy_reload_method": "signal",
         "ws_proxy_read_timeout": read_timeout,
         "ws_proxy_verify_url": sandbox.ws_url("/api/mqtt/ws/hints/role-probe"),
+        "ws_proxy_verify_echo": True,  # the FastAPI route echoes: prove it
     }
     return [{"ansible.builtin.include_role": {"name": "agaii.nginx.ws_proxy"}, "vars": role_vars}]
 
