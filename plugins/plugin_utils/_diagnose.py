@@ -39,8 +39,15 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
     LocationNode,
     RegexUnknown,
     Route,
-    compile_location_regex,
     route,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._servers import (
+    InvalidHost,
+    NameTable,
+    match_rank,
+    name_table,
+    parse_server_name,
+    validate_host,
 )
 
 # Debian's and Ubuntu's compiled-in paths (nginx -V: --prefix, --pid-path, --error-log-path).
@@ -156,12 +163,14 @@ def server_listens(server: Server) -> List[Listen]:
 
 @dataclass
 class ServerChoice:
-    """The server block nginx uses (None: no server listens there), why, and where the request arrives."""
+    """The server block nginx uses (None: no server listens there, or nginx refuses the request), why,
+    and where the request arrives. ``status`` is 400 when nginx refuses the Host before any server."""
 
     server: Optional[Server]
     listen: Optional[Listen]
     reasons: List[str]
     unknown: Optional[str] = None
+    status: Optional[int] = None
 
 
 Group = Tuple[str, int]
@@ -179,16 +188,33 @@ def listen_groups(config: Config) -> Dict[Group, Entries]:
     return groups
 
 
-def select_server(config: Config, host: str, port: Optional[int] = None, address: Optional[str] = None) -> ServerChoice:
-    """The server block nginx picks for a request to ``address:port`` with ``Host: host``.
+def request_host(host: Optional[str]) -> str:
+    """The name nginx looks servers up by: ``ngx_http_validate_host`` of the Host header; "" without a
+    Host header (an HTTP/1.0 request; ``ngx_http_process_request_header`` then looks up the name "").
+    Raises InvalidHost for what nginx answers 400."""
+    return "" if host is None else validate_host(host)
+
+
+def select_server(
+    config: Config,
+    host: Optional[str],
+    port: Optional[int] = None,
+    address: Optional[str] = None,
+    hostname: Optional[str] = None,
+) -> ServerChoice:
+    """The server block nginx picks for a request to ``address:port`` with ``Host: host`` (None: an
+    HTTP/1.0 request without Host).
 
     Like nginx: the servers listening on exactly that address (else on the wildcard address) of the
-    port; among them an exact ``server_name``, then the longest ``*.``/``.`` wildcard, then the longest
-    ``.*`` wildcard, then the first matching regex; otherwise the port's default server.
-    Raises ServerSelectionError when the port or address must be given to decide.
+    port; among them the names ``ngx_http_server_names`` keeps (``_servers.name_table``), looked up as
+    ``ngx_http_find_virtual_server`` does; otherwise the port's default server. ``hostname`` is the
+    machine's name, for ``server_name $hostname``. Raises ServerSelectionError when the port or address
+    must be given to decide.
     """
-    name = host.strip().lower().rstrip(".")
-    name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    try:
+        name = request_host(host)
+    except InvalidHost as exc:
+        return ServerChoice(None, None, [f"nginx answers 400 (client sent invalid host header): {exc}"], status=400)
     groups = listen_groups(config)
     chosen_port, port_reason = _choose_port(groups, name, port)
     if chosen_port is None:
@@ -200,13 +226,28 @@ def select_server(config: Config, host: str, port: Optional[int] = None, address
     entries = groups[group]
     listen_text = "1 server block listens" if len(entries) == 1 else f"{len(entries)} server blocks listen"
     reasons.append(f"{listen_text} on {group[0]}:{group[1]}")
-    found, reason, unknown = _match_name(entries, name)
+    table = name_table([server for server, _listen in entries], hostname)
+    reasons += _ignored_reasons(table, name, group)
+    found, reason, unknown = _match_name(table, entries, name)
     if unknown:
         return ServerChoice(None, None, reasons, unknown)
     if found is None:
         found, reason = _default_server(entries, name, group)
     reasons.append(reason)
     return ServerChoice(found[0], found[1], reasons)
+
+
+def _ignored_reasons(table: NameTable, name: str, group: Group) -> List[str]:
+    """The "conflicting server name" warnings nginx logs for names that would match this host."""
+    relevant = []
+    for server, entry in table.ignored:
+        try:
+            matches = match_rank(entry, name) is not None
+        except RegexUnknown:  # pragma: no cover - regexes never conflict
+            matches = False
+        if matches:
+            relevant.append((server, entry))
+    return NameTable(ignored=relevant).warnings(f"{group[0]}:{group[1]}")
 
 
 def _choose_port(groups: Dict[Group, Entries], name: str, port: Optional[int]) -> Tuple[Optional[int], str]:
@@ -230,7 +271,14 @@ def _choose_port(groups: Dict[Group, Entries], name: str, port: Optional[int]) -
 
 
 def _names_host(server: Server, name: str) -> bool:
-    return any(_name_rank(pattern, name) is not None for pattern in server.names)
+    for text in server.names:
+        entry = parse_server_name(text)
+        try:
+            if entry is not None and match_rank(entry, name) is not None:
+                return True
+        except RegexUnknown:
+            continue
+    return False
 
 
 def _choose_group(groups: Dict[Group, Entries], port: int, address: Optional[str]) -> Tuple[Optional[Group], List[str]]:
@@ -260,23 +308,7 @@ def _groups_text(groups: Sequence[Group]) -> str:
     return ", ".join(f"{address}:{port}" for address, port in groups)
 
 
-def _name_rank(pattern: str, name: str) -> Optional[Tuple[int, int]]:
-    """(priority, length) of a server_name entry that matches ``name``: 0 exact, 1 leading wildcard,
-    2 trailing wildcard, 3 regex (None: no match). A regex nginx reads differently raises RegexUnknown."""
-    if pattern.startswith("~"):
-        regex = compile_location_regex(pattern[1:], caseless=True)  # nginx compiles server names caseless
-        return (3, 0) if regex.search(name.encode("utf-8", "surrogateescape")) else None
-    pattern = pattern.lower()
-    if pattern.startswith("."):
-        return (1, len(pattern)) if name == pattern[1:] or name.endswith(pattern) else None
-    if pattern.startswith("*."):
-        return (1, len(pattern) - 1) if name.endswith(pattern[1:]) and len(name) >= len(pattern) else None
-    if pattern.endswith(".*"):
-        return (2, len(pattern) - 1) if name.startswith(pattern[:-1]) and len(name) >= len(pattern) else None
-    return (0, 0) if pattern == name else None
-
-
-_RANK_REASON = (
+_KIND_REASON = (
     "exact server_name {pattern}",
     "longest matching wildcard server_name {pattern}",
     "longest matching wildcard server_name {pattern}",
@@ -284,35 +316,31 @@ _RANK_REASON = (
 )
 
 
-def _match_name(entries: Entries, name: str) -> Tuple[Optional[Tuple[Server, Listen]], str, Optional[str]]:
-    best: Optional[Tuple[Tuple[int, int], int, Tuple[Server, Listen], str]] = None
-    for order, entry in enumerate(entries):
-        for pattern in entry[0].names:
-            try:
-                rank = _name_rank(pattern, name)
-            except RegexUnknown as exc:
-                return (
-                    None,
-                    "",
-                    f"{exc}; server_name {pattern} at {entry[0].where} is checked before the answer is known",
-                )
-            # priority first, then the longest wildcard; the first server wins ties (regexes: load order)
-            if rank is not None and (best is None or (rank[0], -rank[1], order) < (best[0][0], -best[0][1], best[1])):
-                best = (rank, order, entry, pattern)
-    if best is None:
+def _match_name(
+    table: NameTable, entries: Entries, name: str
+) -> Tuple[Optional[Tuple[Server, Listen]], str, Optional[str]]:
+    if table.hostname_unknown:
+        where = table.hostname_unknown[0].where
+        return None, "", f"server_name $hostname at {where} depends on the nginx host's name, which was not given"
+    try:
+        found = table.find(name)
+    except RegexUnknown as exc:
+        return None, "", f"{exc}; a regex server_name is checked before the answer is known"
+    if found is None:
         return None, "", None
-    rank, entry, pattern = best[0], best[2], best[3]
-    return entry, f"{_RANK_REASON[rank[0]].format(pattern=pattern)} selects {entry[0].label()}", None
+    server, entry = found
+    listen = next(listen for candidate, listen in entries if candidate is server)
+    return (server, listen), f"{_KIND_REASON[entry.kind].format(pattern=entry.text)} selects {server.label()}", None
 
 
 def _default_server(entries: Entries, name: str, group: Group) -> Tuple[Tuple[Server, Listen], str]:
     marked = [entry for entry in entries if entry[1].default]
     entry = (marked or entries)[0]
     why = "marked default_server" if marked else "the first server block that listens there"
+    what = f"no server_name matches {name}" if name else 'no Host header and no server_name ""'
     return (
         entry,
-        f"no server_name matches {name}: the default server of {group[0]}:{group[1]} answers, "
-        f"{entry[0].label()} ({why})",
+        f"{what}: the default server of {group[0]}:{group[1]} answers, {entry[0].label()} ({why})",
     )
 
 
