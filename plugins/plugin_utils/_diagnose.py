@@ -14,7 +14,6 @@ import posixpath
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-from urllib.parse import unquote_to_bytes
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
     NginxConfigError,
@@ -36,9 +35,12 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import (
     websocket_gaps,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
+    InvalidUri,
     LocationNode,
     RegexUnknown,
     Route,
+    parse_complex_uri,
+    redirect_fix,
     route,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._servers import (
@@ -88,22 +90,12 @@ def seconds_text(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def normalize_uri(uri: str) -> str:
-    """The URI as nginx matches locations against it: no query, %XX decoded, slashes merged, dots resolved."""
-    path = uri.split("?", 1)[0].split("#", 1)[0]
-    if not path.startswith("/"):
+def normalize_uri(uri: str, merge_slashes: bool = True) -> str:
+    """The URI as nginx matches locations against it (``_routing.parse_complex_uri``); ValueError when it
+    does not start with "/", InvalidUri when nginx answers 400."""
+    if not uri.startswith("/"):
         raise ValueError(f"the URI must start with '/', got {uri!r}")
-    decoded = unquote_to_bytes(path).decode("utf-8", "surrogateescape")
-    segments: List[str] = []
-    for segment in re.sub("/{2,}", "/", decoded).split("/")[1:]:
-        if segment == "..":
-            if not segments:
-                raise ValueError(f"{uri!r} climbs above the root (nginx answers 400)")
-            segments.pop()
-        elif segment not in (".", ""):
-            segments.append(segment)
-    trailing = "/" if decoded.endswith(("/", "/.", "/..")) and segments else ""
-    return "/" + "/".join(segments) + trailing
+    return parse_complex_uri(uri, merge_slashes)
 
 
 @dataclass(frozen=True)
@@ -171,6 +163,7 @@ class ServerChoice:
     reasons: List[str]
     unknown: Optional[str] = None
     status: Optional[int] = None
+    default_server: Optional[Server] = None  # of the address:port: its settings parse the request line
 
 
 Group = Tuple[str, int]
@@ -228,13 +221,14 @@ def select_server(
     reasons.append(f"{listen_text} on {group[0]}:{group[1]}")
     table = name_table([server for server, _listen in entries], hostname)
     reasons += _ignored_reasons(table, name, group)
+    default = _default_entry(entries)[0]
     found, reason, unknown = _match_name(table, entries, name)
     if unknown:
-        return ServerChoice(None, None, reasons, unknown)
+        return ServerChoice(None, None, reasons, unknown, default_server=default)
     if found is None:
         found, reason = _default_server(entries, name, group)
     reasons.append(reason)
-    return ServerChoice(found[0], found[1], reasons)
+    return ServerChoice(found[0], found[1], reasons, default_server=default)
 
 
 def _ignored_reasons(table: NameTable, name: str, group: Group) -> List[str]:
@@ -333,10 +327,14 @@ def _match_name(
     return (server, listen), f"{_KIND_REASON[entry.kind].format(pattern=entry.text)} selects {server.label()}", None
 
 
-def _default_server(entries: Entries, name: str, group: Group) -> Tuple[Tuple[Server, Listen], str]:
+def _default_entry(entries: Entries) -> Tuple[Server, Listen]:
     marked = [entry for entry in entries if entry[1].default]
-    entry = (marked or entries)[0]
-    why = "marked default_server" if marked else "the first server block that listens there"
+    return (marked or entries)[0]
+
+
+def _default_server(entries: Entries, name: str, group: Group) -> Tuple[Tuple[Server, Listen], str]:
+    entry = _default_entry(entries)
+    why = "marked default_server" if entry[1].default else "the first server block that listens there"
     what = f"no server_name matches {name}" if name else 'no Host header and no server_name ""'
     return (
         entry,
@@ -383,7 +381,7 @@ class Timeout:
 class RouteInfo:
     """Everything the static half of the diagnosis knows about one host name and URI."""
 
-    host: str
+    host: Optional[str]
     uri: str
     path: str
     choice: ServerChoice
@@ -396,10 +394,24 @@ class RouteInfo:
     read_timeout: Optional[Timeout] = None
     error_logs: List[str] = field(default_factory=list)
     pid_file: str = DEFAULT_PID_FILE
+    refused: Optional[str] = None  # why nginx answers 400 to the request line, before any server or location
 
     @property
     def reasons(self) -> List[str]:
+        if self.refused:
+            return [self.refused]
         return self.choice.reasons + (self.route.reasons if self.route else [])
+
+    @property
+    def status(self) -> Optional[int]:
+        """400 or 301 when nginx answers so before any handler runs; None when the location's handler answers."""
+        if self.refused or self.choice.status == 400:
+            return 400
+        return 301 if self.route is not None and self.route.redirect else None
+
+    @property
+    def redirect(self) -> Optional[str]:
+        return self.route.redirect if self.route is not None and self.status == 301 else None
 
     @property
     def unknown(self) -> Optional[str]:
@@ -411,6 +423,8 @@ class RouteInfo:
             "host": self.host,
             "uri": self.uri,
             "path": self.path,
+            "status": self.status,
+            "redirect": self.redirect,
             "server": None
             if server is None or listen is None
             else {
@@ -447,11 +461,25 @@ def named(directive: Directive) -> str:
 
 
 def route_info(
-    config: Config, host: str, uri: str, port: Optional[int] = None, address: Optional[str] = None
+    config: Config,
+    host: Optional[str],
+    uri: str,
+    port: Optional[int] = None,
+    address: Optional[str] = None,
+    hostname: Optional[str] = None,
 ) -> RouteInfo:
-    """The server and location nginx uses for ``host`` and ``uri``, and what that location carries."""
-    path = normalize_uri(uri)
-    info = RouteInfo(host, uri, path, select_server(config, host, port, address))
+    """The server and location nginx uses for ``host`` (None: no Host header) and ``uri``, and what that
+    location carries; or the 400 or 301 nginx answers before a handler runs."""
+    choice = select_server(config, host, port, address, hostname)
+    try:
+        path = normalize_uri(uri, merge_slashes(config, choice.default_server))
+    except InvalidUri as exc:
+        refused = f"nginx answers 400 to the request line: {exc}"
+        info = RouteInfo(host, uri, uri.split("?", 1)[0], choice, refused=refused)
+        info.pid_file = main_file_setting(config, "pid") or DEFAULT_PID_FILE
+        info.error_logs = error_logs(config, [None])
+        return info
+    info = RouteInfo(host, uri, path, choice)
     info.pid_file = main_file_setting(config, "pid") or DEFAULT_PID_FILE
     server = info.choice.server
     if server is None:
@@ -469,6 +497,15 @@ def route_info(
     info.read_timeout = read_timeout(config, chain)
     info.backends, info.backend_note = backend_targets(config, info)
     return info
+
+
+def merge_slashes(config: Config, server: Optional[Server]) -> bool:
+    """``merge_slashes`` as ngx_http_process_request_uri reads it: from the default server of the
+    address:port (the request line is parsed before the Host header picks a server)."""
+    if server is None:
+        return True
+    found = effective(config, [server.http, server.directive], "merge_slashes")
+    return not (found and found[-1].args and found[-1].args[0].lower() == "off")
 
 
 def websocket_report(
@@ -873,6 +910,15 @@ def _authority(url: str) -> str:
 def routing_check(info: RouteInfo) -> Check:
     """Layer 3: the location nginx picks for the WebSocket path carries what a WebSocket needs."""
     server = info.choice.server
+    if info.status == 400:
+        return Check(
+            "routing",
+            BROKEN,
+            f"nginx answers 400 Bad Request before any location: {info.reasons[-1]}",
+            info.reasons,
+            "Send a Host header that is a valid name, and a path without a malformed %-escape, %00 or a '..' "
+            "above the root: nginx refuses the request before it reaches a location.",
+        )
     if info.unknown:
         return Check("routing", UNKNOWN, f"routing cannot be decided statically: {info.unknown}", info.reasons)
     if server is None:
@@ -884,6 +930,15 @@ def routing_check(info: RouteInfo) -> Check:
             "Set port/address to where the WebSocket clients connect, or add a server block that listens there.",
         )
     location = info.location
+    if info.status == 301 and location is not None:
+        return Check(
+            "routing",
+            BROKEN,
+            f"nginx answers {info.path} with a 301 redirect to {info.redirect}: {named(location)} ends with / and "
+            "passes requests on (its automatic redirect); a WebSocket client does not follow redirects",
+            info.reasons,
+            redirect_fix(info.path, info.route.location) if info.route and info.route.location else "",
+        )
     if location is None:
         return Check(
             "routing",

@@ -36,6 +36,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
     LocationNode,
     Route,
     build_tree,
+    request_problem,
     route,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._servers import candidates, describe_candidates
@@ -209,6 +210,9 @@ class _Planner:
         return Config(files=files, main=self.config.main, single_file=self.config.single_file)
 
     def _check_routes_to_websocket(self, config: Config, server: Server, result: Route, outcome: ServerOutcome) -> None:
+        problem = request_problem(self.ws.sample_uri, result)
+        if problem is not None:
+            raise CannotWinError(problem[0], server.file, server.line, problem[1])
         if not result.known:
             raise CannotWinError(
                 f"cannot prove where nginx sends {self.ws.sample_uri}: {result.unknown}",

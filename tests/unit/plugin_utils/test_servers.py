@@ -6,7 +6,13 @@ from typing import Optional
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._diagnose import route_info, select_server
+from ansible_collections.agaii.nginx.plugins.plugin_utils._diagnose import (
+    BROKEN,
+    route_info,
+    routing_check,
+    select_server,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import CannotWinError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
 from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import plan_websocket
 from ansible_collections.agaii.nginx.plugins.plugin_utils._servers import (
@@ -148,3 +154,66 @@ def test_edit_time_and_route_time_pick_the_same_named_capture_server() -> None:
         "first matching regex server_name ~^(?<sub>.+)\\.example\\.com$ (in load order) selects server "
         f"~^(?<sub>.+)\\.example\\.com$ (listen 80) at {PATH}:6"
     )
+
+
+REDIRECTING = """\
+server {
+    listen 80;
+    server_name app.test;
+    location /api/ { proxy_pass http://127.0.0.1:8000; }
+    location /ws/ { proxy_pass http://127.0.0.1:9000; }
+}
+"""
+
+
+def test_route_info_and_the_routing_check_name_the_automatic_redirect() -> None:
+    info = route_info(site(REDIRECTING), "app.test", "/ws?token=1", 80)
+    assert (info.status, info.redirect, info.as_dict()["status"]) == (301, "/ws/", 301)
+    check = routing_check(info)
+    assert check.status == BROKEN
+    assert check.message == (
+        f"nginx answers /ws with a 301 redirect to /ws/: `location /ws/` at {PATH}:5 ends with / and passes "
+        "requests on (its automatic redirect); a WebSocket client does not follow redirects"
+    )
+    assert check.fix.startswith(
+        "Connect the WebSocket clients to /ws/ (the URL with the slash), or give /ws a location"
+    )
+
+
+@pytest.mark.parametrize(
+    ("host", "uri", "reason"),
+    [
+        ("app.test", "/ws%zz", "nginx answers 400 to the request line: '/ws%zz' has a malformed %-escape"),
+        ("app.test", "/ws%00", "nginx answers 400 to the request line: '/ws%00' encodes a NUL byte"),
+        ("app.test", "/../ws", "nginx answers 400 to the request line: '/../ws' climbs above the root"),
+        ("app..test", "/ws/", "nginx answers 400 (client sent invalid host header): the Host 'app..test' has"),
+    ],
+)
+def test_route_info_says_when_nginx_answers_400(host: str, uri: str, reason: str) -> None:
+    info = route_info(site(REDIRECTING), host, uri, 80)
+    assert info.status == 400 and info.location is None
+    assert info.reasons[-1].startswith(reason)
+    check = routing_check(info)
+    assert (check.status, check.message) == (
+        BROKEN,
+        f"nginx answers 400 Bad Request before any location: {info.reasons[-1]}",
+    )
+
+
+def test_merge_slashes_off_comes_from_the_default_server_of_the_address() -> None:
+    text = (
+        "server { listen 80; server_name a.test; merge_slashes off; location /x/ { } location / { } }\n"
+        "server { listen 80; server_name b.test; location /x/ { } location / { } }\n"
+    )
+    for host in ("a.test", "b.test"):
+        info = route_info(site(text), host, "//x/", 80)
+        assert info.path == "//x/" and info.location is not None and info.location.args == ["/"]
+
+
+def test_ws_location_refuses_a_path_that_nginx_redirects() -> None:
+    with pytest.raises(CannotWinError) as error:
+        plan_websocket(site(REDIRECTING), PATH, Settings(location="^/ws$"))
+    message = str(error.value)
+    assert message.startswith(f"{PATH}:1: nginx answers /ws with a 301 redirect to /ws/: location /ws/ at {PATH}:")
+    assert "a WebSocket client does not follow redirects" in message
+    assert "Connect the WebSocket clients to /ws/ (the URL with the slash)" in message
