@@ -324,8 +324,9 @@ def parse_complex_uri(uri: str, merge_slashes: bool = True) -> str:
             ch = (decoded << 4) + value
             if ch == 0:
                 raise InvalidUri(f"{uri!r} encodes a NUL byte (%00; nginx answers 400)")
-            if ch in b"%#" if value < 10 else ch == ord("?"):
-                state = _USUAL  # a decoded "%", "#" or "?" is kept as a literal character
+            kept_literal = chr(ch) in "%#" if value < 10 else chr(ch) == "?"
+            if kept_literal:
+                state = _USUAL  # a decoded "%", "#" or "?" (hex letter second) is kept as a literal character
                 out.append(ch)
             else:
                 state, fetch = quoted_state, False  # the decoded byte is read again in the state before "%"
@@ -366,7 +367,7 @@ def _climb(out: bytearray, uri: str) -> None:
 def _usual(ch: int, out: bytearray, merge: bool, uri: str) -> Optional[int]:
     if ch == ord("%"):
         return _QUOTED
-    if ch in b"?#":
+    if chr(ch) in "?#":
         return None
     out.append(ch)
     return _SLASH if ch == ord("/") else _USUAL
@@ -390,14 +391,14 @@ def _dot(ch: int, out: bytearray, merge: bool, uri: str) -> Optional[int]:
     if ch == ord("."):
         out.append(ch)
         return _DOT_DOT
-    if ch in b"?#":
+    if chr(ch) in "?#":
         del out[-1]
         return None
     return _usual(ch, out, merge, uri)
 
 
 def _dot_dot(ch: int, out: bytearray, merge: bool, uri: str) -> Optional[int]:
-    if ch in b"/?#":
+    if chr(ch) in "/?#":
         _climb(out, uri)
         return _SLASH if ch == ord("/") else None
     return _usual(ch, out, merge, uri)

@@ -401,10 +401,10 @@ def ask_raw(port: int, request: Request) -> str:
             if not chunk:
                 break
             data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, _blank, body = data.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     status = int(status_line.split()[1])
-    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    headers = {k.strip().lower(): v.strip() for k, _colon, v in (h.partition(":") for h in header_lines)}
     if status == 400:
         return "400"
     server_id = headers.get("x-server", "-")
