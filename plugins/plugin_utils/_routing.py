@@ -305,6 +305,7 @@ def parse_complex_uri(uri: str, merge_slashes: bool = True) -> str:
     matched against. Stops at ``?`` and ``#``, decodes %XX, merges slashes (unless ``merge_slashes off``),
     resolves ``.`` and ``..``. Raises InvalidUri for a bad %-escape, ``%00``, or a path above the root."""
     raw = uri.encode("utf-8", "surrogateescape")
+    _check_request_line(raw, uri)
     data = raw + b"\n"  # nginx reads one byte past the URI: the line feed
     out = bytearray()
     state = quoted_state = _USUAL
@@ -342,6 +343,14 @@ def parse_complex_uri(uri: str, merge_slashes: bool = True) -> str:
     if state in (_QUOTED, _QUOTED_SECOND):
         raise InvalidUri(f"{uri!r} ends inside a %-escape (nginx answers 400)")
     return _finish(out, state, uri)
+
+
+def _check_request_line(raw: bytes, uri: str) -> None:
+    """ngx_http_parse_request_line refuses a control character or DEL anywhere in the URI, and a space
+    ends the URI (what follows is not "HTTP/x.y"): both are 400 before the path is parsed."""
+    bad = next((byte for byte in raw if byte <= 0x20 or byte == 0x7F), None)
+    if bad is not None:
+        raise InvalidUri(f"{uri!r} contains {chr(bad)!r}, which the request line does not allow (nginx answers 400)")
 
 
 def _finish(out: bytearray, state: int, uri: str) -> str:

@@ -50,6 +50,7 @@ class GeneratedSet:
     name: str
     lines: List[str] = field(default_factory=list)
     prefixes: List[str] = field(default_factory=list)
+    proxied: List[str] = field(default_factory=list)
     next_id: int = 0
 
     def new_id(self) -> str:
@@ -263,6 +264,7 @@ def _scenario_locations(rng: random.Random, gen: GeneratedSet, backend: int, cla
         if any(f'"{path}"' in line for line in used) or path in gen.prefixes:
             continue
         gen.prefixes.append(path)
+        gen.proxied.append(path)
         kind = rng.choice(["", "", "^~", "="])
         head = f'location {kind} "{path}"' if kind else f'location "{path}"'
         gen.lines.append(f"    {head} {{")
@@ -284,6 +286,7 @@ def _scenario(rng: random.Random, index: int, port: int, backend: int) -> Scenar
     classes: Set[str] = set()
     servers: List[str] = []
     all_prefixes: List[str] = []
+    proxied: List[str] = []
     count = rng.randint(2, 5)
     default = rng.randrange(count) if rng.random() < 0.5 else None
     for number in range(count):
@@ -300,14 +303,15 @@ def _scenario(rng: random.Random, index: int, port: int, backend: int) -> Scenar
         _scenario_locations(rng, gen, backend, classes)
         servers.append("server {\n" + "\n".join(lines + gen.lines) + "\n}\n")
         all_prefixes += gen.prefixes
+        proxied += gen.proxied
     scenario = Scenario(port, "".join(servers), classes)
     if name_table(load("/scenario", scenario.text.encode()).servers()).ignored:
         classes.add("conflicting-names")
-    scenario.requests = [_request(rng, all_prefixes) for _request_number in range(REQUESTS_PER_SCENARIO)]
+    scenario.requests = [_request(rng, all_prefixes, proxied) for _request_number in range(REQUESTS_PER_SCENARIO)]
     return scenario
 
 
-def _request(rng: random.Random, prefixes: List[str]) -> Request:
+def _request(rng: random.Random, prefixes: List[str], proxied: List[str]) -> Request:
     classes: List[str] = []
     roll = rng.random()
     if roll < 0.08:
@@ -322,17 +326,18 @@ def _request(rng: random.Random, prefixes: List[str]) -> Request:
             classes.append("normalised-host")
         if host.startswith("["):
             classes.append("ipv6-host")
-    uri, uri_classes = _mutated_uri(rng, prefixes)
+    uri, uri_classes = _mutated_uri(rng, prefixes, proxied)
     return Request(host, uri, tuple(classes + uri_classes))
 
 
-def _mutated_uri(rng: random.Random, prefixes: List[str]) -> Tuple[str, List[str]]:
+def _mutated_uri(rng: random.Random, prefixes: List[str], proxied: List[str]) -> Tuple[str, List[str]]:
+    roll = rng.random()
+    if roll < 0.12:
+        base = rng.choice(proxied) if proxied and rng.random() < 0.7 else rng.choice(prefixes or ["/a/"])
+        return (base.rstrip("/") or "/") + ("?x=1" if rng.random() < 0.2 else ""), ["auto-301"]
     base = rng.choice(prefixes) if prefixes and rng.random() < 0.7 else _random_path(rng)
     if rng.random() < 0.5:
         base = base.rstrip("/") + "/" + rng.choice([*SEGMENTS, "x_1", "Ab", "a-b"])
-    roll = rng.random()
-    if roll < 0.12:
-        return (base.rstrip("/") or "/"), ["auto-301"]
     if roll < 0.22:
         return base.replace("/", "//", rng.randint(1, 2)), ["merge-slashes"]
     if roll < 0.3:
@@ -343,6 +348,8 @@ def _mutated_uri(rng: random.Random, prefixes: List[str]) -> Tuple[str, List[str
         return base + rng.choice(["%00", "%00x"]), ["nul"]
     if roll < 0.5:
         return rng.choice(["/..", "/../", "/a/../.."]) + base, ["above-root"]
+    if roll < 0.52:
+        return base + rng.choice(["\x01", "\x7f", "?a\x1fb"]), ["control-character"]
     if roll < 0.58:
         return "/" + base[1:].replace("a", "%61", 1).replace("/", "%2F", 1), ["escaped"]
     if roll < 0.64:
@@ -459,5 +466,5 @@ def test_model_matches_nginx_on_servers_hosts_and_request_lines(nginx_sandbox: N
     assert sum(unknown.values()) <= cases // 20
     generated = {"no-host", "invalid-host", "normalised-host", "ipv6-host", "nginx 301", "nginx 400", "merge-slashes"}
     generated |= {"merge-slashes-off", "bad-escape", "nul", "above-root", "one-word-tilde", "posix-class"}
-    generated |= {"conflicting-names"}
+    generated |= {"conflicting-names", "control-character"}
     assert generated <= set(counts), f"classes never generated: {sorted(generated - set(counts))}"

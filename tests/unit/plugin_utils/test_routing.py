@@ -178,6 +178,9 @@ def test_parse_complex_uri_like_nginx(uri: str, merge: bool, path: str) -> None:
         ("/..", "climbs above the root"),
         ("/a/../../b", "climbs above the root"),
         ("//..", "climbs above the root"),
+        ("/a b", "which the request line does not allow"),
+        ("/a\x01", "which the request line does not allow"),
+        ("/a?b\x7f", "which the request line does not allow"),
     ],
 )
 def test_parse_complex_uri_refuses_what_nginx_answers_400(uri: str, why: str) -> None:
