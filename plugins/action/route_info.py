@@ -113,7 +113,9 @@ class ActionModule(EditingAction):
                 nginx_stderr=read.get("nginx_stderr", ""),
             )
         config = loaded_config(read, args["nginx_conf"])
-        return static_result(route_info(config, args["host"], args["uri"], args["port"], args["address"]))
+        return static_result(
+            route_info(config, args["host"], args["uri"], args["port"], args["address"], self.nginx_hostname())
+        )
 
     @staticmethod
     def _check_options(args: Dict[str, Any]) -> None:
@@ -126,6 +128,14 @@ class ActionModule(EditingAction):
                 raise TaskFailed(f"diagnose.app_silence: {exc}.") from exc
 
     # -- target helpers used by the diagnosis ------------------------------------------------
+
+    def nginx_hostname(self) -> Optional[str]:
+        """The managed node's name as nginx reads it (gethostname) for ``server_name $hostname``: the
+        ``nodename`` fact when facts were gathered, else None (such a name makes the answer unknown)."""
+        task_vars: Dict[str, Any] = getattr(self, "_diagnose_task_vars", None) or {}
+        facts = task_vars.get("ansible_facts") or {}
+        name = facts.get("nodename") or task_vars.get("ansible_nodename")
+        return str(name) if name else None
 
     def module(self, name: str, module_args: Dict[str, Any]) -> Dict[str, Any]:
         return self._execute_module(module_name=name, module_args=module_args, task_vars=self._diagnose_task_vars)
@@ -182,7 +192,9 @@ class _Diagnosis:
     def _route_info(self) -> RouteInfo:
         config = loaded_config(self.read, self.args["nginx_conf"])
         args = self.args
-        info = route_info(config, args["host"], args["uri"], args["port"], args["address"])
+        info = route_info(
+            config, args["host"], args["uri"], args["port"], args["address"], self.action.nginx_hostname()
+        )
         if self.options["backend"]:
             info.backends, info.backend_note = [direct_backend(self.options["backend"], args["uri"])], None
         if self.options["error_log"]:

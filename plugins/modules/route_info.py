@@ -187,8 +187,23 @@ path:
   returned: when nginx -t passes
   type: str
   sample: /api/mqtt/ws/hints/session-1
+status:
+  description:
+    - V(400) when nginx refuses the request before any location (an invalid Host, or a URI with a malformed
+      %-escape, V(%00) or a path above the root); V(301) when nginx answers with its automatic redirect (a
+      prefix location that ends with V(/) and proxies, requested without the slash).
+    - Null when the location's own handler answers. RV(reasons) says why.
+  returned: when nginx -t passes
+  type: int
+  sample: 301
+redirect:
+  description: The path of nginx's automatic 301 redirect (the location's name); null without one.
+  returned: when nginx -t passes
+  type: str
+  sample: /api/mqtt/ws/
 server:
-  description: The server block nginx uses; null when no server block listens on the port or address.
+  description: The server block nginx uses; null when no server block listens on the port or address, or when
+    nginx answers 400 to the Host.
   returned: when nginx -t passes
   type: dict
   contains:

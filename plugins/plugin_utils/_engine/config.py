@@ -690,8 +690,9 @@ def location_match(directive: Directive) -> Tuple[str, str]:
         arg = args[0]
         if arg.startswith("@"):
             return "@", arg
+        # ngx_http_core_location: a one-word "~" is an empty regex (it matches everything), "=" an empty name
         for modifier in ("=", "^~", "~*", "~"):
-            if arg.startswith(modifier) and len(arg) > len(modifier):
+            if arg.startswith(modifier):
                 return modifier, arg[len(modifier) :]
         return "", arg
     return "", " ".join(args)

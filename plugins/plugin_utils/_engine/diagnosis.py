@@ -14,7 +14,6 @@ import posixpath
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
-from urllib.parse import unquote_to_bytes
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import (
     Config,
@@ -36,11 +35,21 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location 
     websocket_gaps,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import (
+    InvalidUri,
     LocationNode,
     RegexUnknown,
     Route,
-    compile_location_regex,
+    parse_complex_uri,
+    redirect_fix,
     route,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import (
+    InvalidHost,
+    NameTable,
+    match_rank,
+    name_table,
+    parse_server_name,
+    validate_host,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.timevalue import (
     seconds_text,
@@ -63,22 +72,12 @@ OK, BROKEN, SKIPPED, UNKNOWN = "ok", "broken", "skipped", "unknown"
 # ------------------------------------------------------------------------------------- small parsers
 
 
-def normalize_uri(uri: str) -> str:
-    """The URI as nginx matches locations against it: no query, %XX decoded, slashes merged, dots resolved."""
-    path = uri.split("?", 1)[0].split("#", 1)[0]
-    if not path.startswith("/"):
+def normalize_uri(uri: str, merge_slashes: bool = True) -> str:
+    """The URI as nginx matches locations against it (``_routing.parse_complex_uri``); ValueError when it
+    does not start with "/", InvalidUri when nginx answers 400."""
+    if not uri.startswith("/"):
         raise ValueError(f"the URI must start with '/', got {uri!r}")
-    decoded = unquote_to_bytes(path).decode("utf-8", "surrogateescape")
-    segments: List[str] = []
-    for segment in re.sub("/{2,}", "/", decoded).split("/")[1:]:
-        if segment == "..":
-            if not segments:
-                raise ValueError(f"{uri!r} climbs above the root (nginx answers 400)")
-            segments.pop()
-        elif segment not in (".", ""):
-            segments.append(segment)
-    trailing = "/" if decoded.endswith(("/", "/.", "/..")) and segments else ""
-    return "/" + "/".join(segments) + trailing
+    return parse_complex_uri(uri, merge_slashes)
 
 
 @dataclass(frozen=True)
@@ -138,12 +137,15 @@ def server_listens(server: Server) -> List[Listen]:
 
 @dataclass
 class ServerChoice:
-    """The server block nginx uses (None: no server listens there), why, and where the request arrives."""
+    """The server block nginx uses (None: no server listens there, or nginx refuses the request), why,
+    and where the request arrives. ``status`` is 400 when nginx refuses the Host before any server."""
 
     server: Optional[Server]
     listen: Optional[Listen]
     reasons: List[str]
     unknown: Optional[str] = None
+    status: Optional[int] = None
+    default_server: Optional[Server] = None  # of the address:port: its settings parse the request line
 
 
 Group = Tuple[str, int]
@@ -161,16 +163,33 @@ def listen_groups(config: Config) -> Dict[Group, Entries]:
     return groups
 
 
-def select_server(config: Config, host: str, port: Optional[int] = None, address: Optional[str] = None) -> ServerChoice:
-    """The server block nginx picks for a request to ``address:port`` with ``Host: host``.
+def request_host(host: Optional[str]) -> str:
+    """The name nginx looks servers up by: ``ngx_http_validate_host`` of the Host header; "" without a
+    Host header (an HTTP/1.0 request; ``ngx_http_process_request_header`` then looks up the name "").
+    Raises InvalidHost for what nginx answers 400."""
+    return "" if host is None else validate_host(host)
+
+
+def select_server(
+    config: Config,
+    host: Optional[str],
+    port: Optional[int] = None,
+    address: Optional[str] = None,
+    hostname: Optional[str] = None,
+) -> ServerChoice:
+    """The server block nginx picks for a request to ``address:port`` with ``Host: host`` (None: an
+    HTTP/1.0 request without Host).
 
     Like nginx: the servers listening on exactly that address (else on the wildcard address) of the
-    port; among them an exact ``server_name``, then the longest ``*.``/``.`` wildcard, then the longest
-    ``.*`` wildcard, then the first matching regex; otherwise the port's default server.
-    Raises ServerSelectionError when the port or address must be given to decide.
+    port; among them the names ``ngx_http_server_names`` keeps (``_servers.name_table``), looked up as
+    ``ngx_http_find_virtual_server`` does; otherwise the port's default server. ``hostname`` is the
+    machine's name, for ``server_name $hostname``. Raises ServerSelectionError when the port or address
+    must be given to decide.
     """
-    name = host.strip().lower().rstrip(".")
-    name = name.rsplit(":", 1)[0] if name.count(":") == 1 else name
+    try:
+        name = request_host(host)
+    except InvalidHost as exc:
+        return ServerChoice(None, None, [f"nginx answers 400 (client sent invalid host header): {exc}"], status=400)
     groups = listen_groups(config)
     chosen_port, port_reason = _choose_port(groups, name, port)
     if chosen_port is None:
@@ -182,13 +201,29 @@ def select_server(config: Config, host: str, port: Optional[int] = None, address
     entries = groups[group]
     listen_text = "1 server block listens" if len(entries) == 1 else f"{len(entries)} server blocks listen"
     reasons.append(f"{listen_text} on {group[0]}:{group[1]}")
-    found, reason, unknown = _match_name(entries, name)
+    table = name_table([server for server, _listen in entries], hostname)
+    reasons += _ignored_reasons(table, name, group)
+    default = _default_entry(entries)[0]
+    found, reason, unknown = _match_name(table, entries, name)
     if unknown:
-        return ServerChoice(None, None, reasons, unknown)
+        return ServerChoice(None, None, reasons, unknown, default_server=default)
     if found is None:
         found, reason = _default_server(entries, name, group)
     reasons.append(reason)
-    return ServerChoice(found[0], found[1], reasons)
+    return ServerChoice(found[0], found[1], reasons, default_server=default)
+
+
+def _ignored_reasons(table: NameTable, name: str, group: Group) -> List[str]:
+    """The "conflicting server name" warnings nginx logs for names that would match this host."""
+    relevant = []
+    for server, entry in table.ignored:
+        try:
+            matches = match_rank(entry, name) is not None
+        except RegexUnknown:  # pragma: no cover - regexes never conflict
+            matches = False
+        if matches:
+            relevant.append((server, entry))
+    return NameTable(ignored=relevant).warnings(f"{group[0]}:{group[1]}")
 
 
 def _choose_port(groups: Dict[Group, Entries], name: str, port: Optional[int]) -> Tuple[Optional[int], str]:
@@ -212,7 +247,14 @@ def _choose_port(groups: Dict[Group, Entries], name: str, port: Optional[int]) -
 
 
 def _names_host(server: Server, name: str) -> bool:
-    return any(_name_rank(pattern, name) is not None for pattern in server.names)
+    for text in server.names:
+        entry = parse_server_name(text)
+        try:
+            if entry is not None and match_rank(entry, name) is not None:
+                return True
+        except RegexUnknown:
+            continue
+    return False
 
 
 def _choose_group(groups: Dict[Group, Entries], port: int, address: Optional[str]) -> Tuple[Optional[Group], List[str]]:
@@ -242,23 +284,7 @@ def _groups_text(groups: Sequence[Group]) -> str:
     return ", ".join(f"{address}:{port}" for address, port in groups)
 
 
-def _name_rank(pattern: str, name: str) -> Optional[Tuple[int, int]]:
-    """(priority, length) of a server_name entry that matches ``name``: 0 exact, 1 leading wildcard,
-    2 trailing wildcard, 3 regex (None: no match). A regex nginx reads differently raises RegexUnknown."""
-    if pattern.startswith("~"):
-        regex = compile_location_regex(pattern[1:], caseless=True)  # nginx compiles server names caseless
-        return (3, 0) if regex.search(name.encode("utf-8", "surrogateescape")) else None
-    pattern = pattern.lower()
-    if pattern.startswith("."):
-        return (1, len(pattern)) if name == pattern[1:] or name.endswith(pattern) else None
-    if pattern.startswith("*."):
-        return (1, len(pattern) - 1) if name.endswith(pattern[1:]) and len(name) >= len(pattern) else None
-    if pattern.endswith(".*"):
-        return (2, len(pattern) - 1) if name.startswith(pattern[:-1]) and len(name) >= len(pattern) else None
-    return (0, 0) if pattern == name else None
-
-
-_RANK_REASON = (
+_KIND_REASON = (
     "exact server_name {pattern}",
     "longest matching wildcard server_name {pattern}",
     "longest matching wildcard server_name {pattern}",
@@ -266,35 +292,35 @@ _RANK_REASON = (
 )
 
 
-def _match_name(entries: Entries, name: str) -> Tuple[Optional[Tuple[Server, Listen]], str, Optional[str]]:
-    best: Optional[Tuple[Tuple[int, int], int, Tuple[Server, Listen], str]] = None
-    for order, entry in enumerate(entries):
-        for pattern in entry[0].names:
-            try:
-                rank = _name_rank(pattern, name)
-            except RegexUnknown as exc:
-                return (
-                    None,
-                    "",
-                    f"{exc}; server_name {pattern} at {entry[0].where} is checked before the answer is known",
-                )
-            # priority first, then the longest wildcard; the first server wins ties (regexes: load order)
-            if rank is not None and (best is None or (rank[0], -rank[1], order) < (best[0][0], -best[0][1], best[1])):
-                best = (rank, order, entry, pattern)
-    if best is None:
+def _match_name(
+    table: NameTable, entries: Entries, name: str
+) -> Tuple[Optional[Tuple[Server, Listen]], str, Optional[str]]:
+    if table.hostname_unknown:
+        where = table.hostname_unknown[0].where
+        return None, "", f"server_name $hostname at {where} depends on the nginx host's name, which was not given"
+    try:
+        found = table.find(name)
+    except RegexUnknown as exc:
+        return None, "", f"{exc}; a regex server_name is checked before the answer is known"
+    if found is None:
         return None, "", None
-    rank, entry, pattern = best[0], best[2], best[3]
-    return entry, f"{_RANK_REASON[rank[0]].format(pattern=pattern)} selects {entry[0].label()}", None
+    server, entry = found
+    listen = next(listen for candidate, listen in entries if candidate is server)
+    return (server, listen), f"{_KIND_REASON[entry.kind].format(pattern=entry.text)} selects {server.label()}", None
+
+
+def _default_entry(entries: Entries) -> Tuple[Server, Listen]:
+    marked = [entry for entry in entries if entry[1].default]
+    return (marked or entries)[0]
 
 
 def _default_server(entries: Entries, name: str, group: Group) -> Tuple[Tuple[Server, Listen], str]:
-    marked = [entry for entry in entries if entry[1].default]
-    entry = (marked or entries)[0]
-    why = "marked default_server" if marked else "the first server block that listens there"
+    entry = _default_entry(entries)
+    why = "marked default_server" if entry[1].default else "the first server block that listens there"
+    what = f"no server_name matches {name}" if name else 'no Host header and no server_name ""'
     return (
         entry,
-        f"no server_name matches {name}: the default server of {group[0]}:{group[1]} answers, "
-        f"{entry[0].label()} ({why})",
+        f"{what}: the default server of {group[0]}:{group[1]} answers, {entry[0].label()} ({why})",
     )
 
 
@@ -337,7 +363,7 @@ class Timeout:
 class RouteInfo:
     """Everything the static half of the diagnosis knows about one host name and URI."""
 
-    host: str
+    host: Optional[str]
     uri: str
     path: str
     choice: ServerChoice
@@ -350,10 +376,24 @@ class RouteInfo:
     read_timeout: Optional[Timeout] = None
     error_logs: List[str] = field(default_factory=list)
     pid_file: str = DEFAULT_PID_FILE
+    refused: Optional[str] = None  # why nginx answers 400 to the request line, before any server or location
 
     @property
     def reasons(self) -> List[str]:
+        if self.refused:
+            return [self.refused]
         return self.choice.reasons + (self.route.reasons if self.route else [])
+
+    @property
+    def status(self) -> Optional[int]:
+        """400 or 301 when nginx answers so before any handler runs; None when the location's handler answers."""
+        if self.refused or self.choice.status == 400:
+            return 400
+        return 301 if self.route is not None and self.route.redirect else None
+
+    @property
+    def redirect(self) -> Optional[str]:
+        return self.route.redirect if self.route is not None and self.status == 301 else None
 
     @property
     def unknown(self) -> Optional[str]:
@@ -365,6 +405,8 @@ class RouteInfo:
             "host": self.host,
             "uri": self.uri,
             "path": self.path,
+            "status": self.status,
+            "redirect": self.redirect,
             "server": None
             if server is None or listen is None
             else {
@@ -401,11 +443,25 @@ def named(directive: Directive) -> str:
 
 
 def route_info(
-    config: Config, host: str, uri: str, port: Optional[int] = None, address: Optional[str] = None
+    config: Config,
+    host: Optional[str],
+    uri: str,
+    port: Optional[int] = None,
+    address: Optional[str] = None,
+    hostname: Optional[str] = None,
 ) -> RouteInfo:
-    """The server and location nginx uses for ``host`` and ``uri``, and what that location carries."""
-    path = normalize_uri(uri)
-    info = RouteInfo(host, uri, path, select_server(config, host, port, address))
+    """The server and location nginx uses for ``host`` (None: no Host header) and ``uri``, and what that
+    location carries; or the 400 or 301 nginx answers before a handler runs."""
+    choice = select_server(config, host, port, address, hostname)
+    try:
+        path = normalize_uri(uri, merge_slashes(config, choice.default_server))
+    except InvalidUri as exc:
+        refused = f"nginx answers 400 to the request line: {exc}"
+        info = RouteInfo(host, uri, uri.split("?", 1)[0], choice, refused=refused)
+        info.pid_file = main_file_setting(config, "pid") or DEFAULT_PID_FILE
+        info.error_logs = error_logs(config, [None])
+        return info
+    info = RouteInfo(host, uri, path, choice)
     info.pid_file = main_file_setting(config, "pid") or DEFAULT_PID_FILE
     server = info.choice.server
     if server is None:
@@ -423,6 +479,15 @@ def route_info(
     info.read_timeout = read_timeout(config, chain)
     info.backends, info.backend_note = backend_targets(config, info)
     return info
+
+
+def merge_slashes(config: Config, server: Optional[Server]) -> bool:
+    """``merge_slashes`` as ngx_http_process_request_uri reads it: from the default server of the
+    address:port (the request line is parsed before the Host header picks a server)."""
+    if server is None:
+        return True
+    found = effective(config, [server.http, server.directive], "merge_slashes")
+    return not (found and found[-1].args and found[-1].args[0].lower() == "off")
 
 
 def websocket_report(
@@ -827,6 +892,15 @@ def _authority(url: str) -> str:
 def routing_check(info: RouteInfo) -> Check:
     """Layer 3: the location nginx picks for the WebSocket path carries what a WebSocket needs."""
     server = info.choice.server
+    if info.status == 400:
+        return Check(
+            "routing",
+            BROKEN,
+            f"nginx answers 400 Bad Request before any location: {info.reasons[-1]}",
+            info.reasons,
+            "Send a Host header that is a valid name, and a path without a malformed %-escape, %00 or a '..' "
+            "above the root: nginx refuses the request before it reaches a location.",
+        )
     if info.unknown:
         return Check("routing", UNKNOWN, f"routing cannot be decided statically: {info.unknown}", info.reasons)
     if server is None:
@@ -838,6 +912,15 @@ def routing_check(info: RouteInfo) -> Check:
             "Set port/address to where the WebSocket clients connect, or add a server block that listens there.",
         )
     location = info.location
+    if info.status == 301 and location is not None:
+        return Check(
+            "routing",
+            BROKEN,
+            f"nginx answers {info.path} with a 301 redirect to {info.redirect}: {named(location)} ends with / and "
+            "passes requests on (its automatic redirect); a WebSocket client does not follow redirects",
+            info.reasons,
+            redirect_fix(info.path, info.route.location) if info.route and info.route.location else "",
+        )
     if location is None:
         return Check(
             "routing",

@@ -53,6 +53,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import
     LocationNode,
     Route,
     build_tree,
+    request_problem,
     route,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import candidates, describe_candidates
@@ -224,6 +225,9 @@ class _Planner:
         return Config(files=files, main=self.config.main, single_file=self.config.single_file)
 
     def _check_routes_to_websocket(self, config: Config, server: Server, result: Route, outcome: ServerOutcome) -> None:
+        problem = request_problem(self.ws.sample_uri, result)
+        if problem is not None:
+            raise CannotWinError(problem[0], server.file, server.line, problem[1])
         if not result.known:
             raise CannotWinError(
                 f"cannot prove where nginx sends {self.ws.sample_uri}: {result.unknown}",

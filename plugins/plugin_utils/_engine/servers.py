@@ -1,38 +1,219 @@
 # Copyright (c) 2026, agaii.nginx contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Choose the server blocks to edit, the way nginx matches ``server_name``. PRIVATE to the collection."""
+"""How nginx matches ``server_name``, written once, and the server blocks an edit selects. PRIVATE to the
+collection.
+
+The matcher ports nginx 1.22: ``ngx_http_core_server_name`` (how a name is stored), ``ngx_hash_add_key``
+as called by ``ngx_http_server_names`` in ``ngx_http.c`` (which names a server really gets on an
+address:port; "conflicting server name ... ignored"), ``ngx_http_validate_host`` (the Host header) and
+``ngx_http_find_virtual_server`` with ``ngx_hash_find_combined`` (the lookup). The edit-time
+``candidates`` and the route-time ``select_server`` (``_diagnose``) both use it.
+"""
 
 from __future__ import annotations
 
-import re
-from typing import List, Optional
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, Server
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import ServerSelectionError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import RegexUnknown, compile_location_regex
+
+EXACT, HEAD, TAIL, REGEX = 0, 1, 2, 3  # the order in which ngx_hash_find_combined and the regex list are tried
+KIND_TEXT = ("exact", "leading wildcard", "trailing wildcard", "regex")
+
+
+class InvalidHost(ValueError):
+    """A Host that ``ngx_http_validate_host`` declines: nginx answers 400 "client sent invalid host header"."""
+
+
+def _ascii_lower(text: str) -> str:
+    return "".join(chr(ord(c) + 32) if "A" <= c <= "Z" else c for c in text)  # ngx_strlow: ASCII only
+
+
+def validate_host(host: str) -> str:
+    """Port of ``ngx_http_validate_host``: the name nginx looks servers up by (port and one trailing dot
+    dropped, ASCII lower-cased); InvalidHost for what nginx answers 400."""
+    dot_pos, host_len, state = len(host), len(host), "usual"
+    for i, ch in enumerate(host):
+        if ch == ".":
+            if dot_pos == i - 1:
+                raise InvalidHost(f"the Host {host!r} has an empty label ('..')")
+            dot_pos = i
+        elif ch == ":":
+            if state == "usual":
+                host_len, state = i, "rest"
+        elif ch == "[":
+            if i == 0:
+                state = "literal"
+        elif ch == "]":
+            if state == "literal":
+                host_len, state = i + 1, "rest"
+        elif ch == "/" or ch <= " " or ch == "\x7f":
+            raise InvalidHost(f"the Host {host!r} contains {ch!r}")
+    if dot_pos == host_len - 1:
+        host_len -= 1
+    if host_len == 0:
+        raise InvalidHost(f"the Host {host!r} has no name")
+    return _ascii_lower(host[:host_len])
+
+
+@dataclass(frozen=True)
+class ServerName:
+    """One ``server_name`` entry as ``ngx_http_core_server_name`` stores it (lower-cased, ``$hostname``
+    replaced), and its kind for ``ngx_hash_add_key``: exact, ``*.x``/``.x`` (head), ``x.*`` (tail), ``~``."""
+
+    text: str  # as written
+    name: str  # as stored
+    kind: int
+    key: str  # exact: the name; head: "example.com"; tail: "www.example."; regex: the pattern
+
+    @property
+    def dot_form(self) -> bool:
+        """``.example.com``: also claims the exact name ``example.com``."""
+        return self.kind == HEAD and self.name.startswith(".")
+
+
+def parse_server_name(text: str, hostname: Optional[str] = None) -> Optional[ServerName]:
+    """A ``server_name`` argument as nginx stores it; None for ``$hostname`` when the host name is unknown."""
+    if text.startswith("~"):
+        return ServerName(text, text, REGEX, text[1:])
+    if text.lower() == "$hostname":
+        if hostname is None:
+            return None
+        text_name = _ascii_lower(hostname)
+    else:
+        text_name = _ascii_lower(text)
+    if len(text_name) > 1 and text_name.startswith("."):
+        return ServerName(text, text_name, HEAD, text_name[1:])
+    if len(text_name) > 2 and text_name.startswith("*."):
+        return ServerName(text, text_name, HEAD, text_name[2:])
+    if len(text_name) > 2 and text_name.endswith(".*"):
+        return ServerName(text, text_name, TAIL, text_name[:-1])
+    return ServerName(text, text_name, EXACT, text_name)
+
+
+def _regex_matches(entry: ServerName, host: str) -> bool:
+    # ngx_http_core_server_name compiles caseless only when the pattern has an upper-case letter; the
+    # host is already lower-cased. RegexUnknown propagates: the caller says "unknown".
+    caseless = any("A" <= c <= "Z" for c in entry.key)
+    return compile_location_regex(entry.key, caseless=caseless).search(host.encode("utf-8", "surrogateescape"))
+
+
+def match_rank(entry: ServerName, host: str) -> Optional[Tuple[int, int]]:
+    """(kind, -depth) when ``entry`` matches the validated ``host``, else None; lower ranks win, as in
+    ``ngx_hash_find_combined`` (exact, then the longest head wildcard, then the longest tail wildcard)
+    and ``ngx_http_find_virtual_server`` (then regexes in load order; never for an empty host)."""
+    if entry.kind == EXACT:
+        return (EXACT, 0) if host == entry.key else None
+    if not host:
+        return None
+    if entry.kind == HEAD:
+        if host.endswith("." + entry.key) or (entry.dot_form and host == entry.key):
+            return (HEAD, -len(entry.key))
+        return None
+    if entry.kind == TAIL:
+        return (TAIL, -len(entry.key)) if host.startswith(entry.key) and len(host) > len(entry.key) else None
+    return (REGEX, 0) if _regex_matches(entry, host) else None
 
 
 def name_matches(pattern: str, host: str) -> bool:
-    """Does a ``server_name`` entry match a host name (exact, ``*.x``, ``x.*``, ``.x``, ``~regex``)?"""
-    host = host.lower().rstrip(".")
-    if pattern == host or pattern.lower() == host:
-        return True
-    if pattern.startswith("~"):
-        try:
-            return re.search(pattern[1:], host, re.IGNORECASE) is not None  # nginx matches regex names caselessly
-        except re.error:
+    """Does one ``server_name`` entry match ``host`` (a Host value: port, case and a trailing dot ignored)?"""
+    entry = parse_server_name(pattern)
+    try:
+        name = validate_host(host)
+    except InvalidHost:
+        return False
+    try:
+        return entry is not None and match_rank(entry, name) is not None
+    except RegexUnknown:
+        return False
+
+
+@dataclass
+class NameTable:
+    """The names of the servers on one address:port, as ``ngx_http_server_names`` keeps them."""
+
+    entries: List[Tuple[Server, ServerName]] = field(default_factory=list)
+    ignored: List[Tuple[Server, ServerName]] = field(default_factory=list)
+    hostname_unknown: List[Server] = field(default_factory=list)
+
+    def warnings(self, where: str) -> List[str]:
+        return [
+            f'conflicting server name "{entry.name}" on {where}, ignored (in {server.label()}; an earlier '
+            "server block on that address:port claims it)"
+            for server, entry in self.ignored
+        ]
+
+    def find(self, host: str) -> Optional[Tuple[Server, ServerName]]:
+        """Port of ``ngx_http_find_virtual_server``: the server whose name wins for ``host`` (validated;
+        "" for a request without Host). Raises RegexUnknown when a regex the model cannot read decides."""
+        best: Optional[Tuple[Tuple[int, int], Server, ServerName]] = None
+        for server, entry in self.entries:
+            if entry.kind == REGEX and best is not None:
+                continue  # regexes are tried only when no hash entry matched, and the first one wins
+            rank = match_rank(entry, host)
+            if rank is not None and (best is None or rank < best[0]):
+                best = (rank, server, entry)
+        return (best[1], best[2]) if best else None
+
+
+def name_table(servers: Sequence[Server], hostname: Optional[str] = None) -> NameTable:
+    """Port of the ``ngx_hash_add_key`` calls of ``ngx_http_server_names``: a name that an earlier
+    server (or an earlier name) on the same address:port claims is ignored. ``.example.com`` claims the
+    exact ``example.com`` and the head wildcard ``example.com`` (shared with ``*.example.com``);
+    regexes never conflict and are kept in load order after the hashed names."""
+    table = NameTable()
+    exact_claimed: Set[str] = set()
+    head_claimed: Set[str] = set()
+    tail_claimed: Set[str] = set()
+    regexes: List[Tuple[Server, ServerName]] = []
+    for server in servers:
+        names = server.names or [""]  # ngx_http_core_merge_srv_conf: no server_name is the name ""
+        for text in names:
+            entry = parse_server_name(text, hostname)
+            if entry is None:
+                table.hostname_unknown.append(server)
+                continue
+            if entry.kind == REGEX:
+                regexes.append((server, entry))
+                continue
+            if not _claim(entry, exact_claimed, head_claimed, tail_claimed):
+                table.ignored.append((server, entry))
+                continue
+            table.entries.append((server, entry))
+    table.entries.extend(regexes)
+    return table
+
+
+def _claim(entry: ServerName, exact: Set[str], head: Set[str], tail: Set[str]) -> bool:
+    if entry.kind == EXACT:
+        if entry.key in exact:
             return False
-    pattern = pattern.lower()
-    if pattern.startswith("."):
-        return host == pattern[1:] or host.endswith(pattern)
-    if pattern.startswith("*."):
-        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
-    if pattern.endswith(".*"):
-        return host.startswith(pattern[:-1]) and len(host) > len(pattern) - 1
-    return False
+        exact.add(entry.key)
+        return True
+    if entry.dot_form:
+        if entry.key in exact:
+            return False
+        exact.add(entry.key)  # claimed even when the wildcard half below conflicts
+    claimed = head if entry.kind == HEAD else tail
+    if entry.key in claimed:
+        return False
+    claimed.add(entry.key)
+    return True
+
+
+# ----------------------------------------------------------------------------------- edit time
 
 
 def servers_in_file(config: Config, path: str) -> List[Server]:
     return [server for server in config.servers() if server.file == path]
+
+
+def _answers_to(server: Server, server_name: str) -> bool:
+    """A server answers to what the user wrote: one of its entries as written, or a host it matches."""
+    lowered = _ascii_lower(server_name)
+    return any(_ascii_lower(text) == lowered or name_matches(text, server_name) for text in server.names)
 
 
 def candidates(config: Config, path: str, server_name: Optional[str]) -> List[Server]:
@@ -47,7 +228,7 @@ def candidates(config: Config, path: str, server_name: Optional[str]) -> List[Se
         )
     if server_name is None:
         return servers
-    chosen = [s for s in servers if any(name == server_name or name_matches(name, server_name) for name in s.names)]
+    chosen = [s for s in servers if _answers_to(s, server_name)]
     if not chosen:
         listing = "; ".join(s.label() for s in servers)
         raise ServerSelectionError(
