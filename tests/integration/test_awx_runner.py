@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.nginx, pytest.mark.slow]
 
 WS_PATH = "/api/mqtt/ws/hints/session-874q8t"
 ECHO = "from an AWX job"
-PROOF_TASK = "Prove the WebSocket handshake through nginx (101 and an echo)"
+PROOF_TASK = "Prove the WebSocket path through nginx"
 SITE = """\
 server {{
     listen {listen};
