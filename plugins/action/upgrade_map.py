@@ -12,19 +12,15 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol import ABSENT
-from ansible_collections.agaii.nginx.plugins.plugin_utils._action_base import FILE_OPTIONS, EditingAction
+from ansible_collections.agaii.nginx.plugins.plugin_utils._action_base import FILE_OPTIONS, EditingAction, Proposal
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_map import DEFAULT_VARIABLE, MapPlan, plan_map
 from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import (
-    WRITE_ATTEMPTS,
     RunTarget,
     file_diff,
     read_snapshot,
     refuse_backup_dir_under_include,
     sha256_hex,
-    too_many_changes,
-    write_failure,
-    write_file,
 )
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -54,24 +50,15 @@ def map_result(plan: MapPlan, with_diff: bool) -> Dict[str, Any]:
 
 class ActionModule(EditingAction):
     ARGUMENT_SPEC = ARGUMENT_SPEC
+    EDITED_PATH_OPTION = "nginx_conf"
 
-    def converge(self, args: Dict[str, Any], run: RunTarget) -> Dict[str, Any]:
-        for _attempt in range(WRITE_ATTEMPTS):
-            snapshot = read_snapshot(run, args["nginx_conf"], args)
-            config = load(snapshot.path, snapshot.data, snapshot.dump, main=snapshot.path)
-            refuse_backup_dir_under_include(args, config.include_patterns())
-            plan = plan_map(config, args["variable"], args["map_file"])
-            outcome = map_result(plan, bool(self._task.diff))
-            if not plan.changed or self._task.check_mode:
-                return outcome
-            ((path, after),) = plan.after.items()
-            expected = ABSENT if plan.created else sha256_hex(plan.before[path])
-            write = write_file(run, path, after, expected, args)
-            if write.get("stale"):
-                continue
-            if write.get("failed"):
-                raise write_failure(write, outcome)
-            if write.get("backup_file"):
-                outcome["backup_file"] = write["backup_file"]
-            return outcome
-        raise too_many_changes(args["nginx_conf"])
+    def propose(self, args: Dict[str, Any], run: RunTarget) -> Proposal:
+        snapshot = read_snapshot(run, args["nginx_conf"], args)
+        config = load(snapshot.path, snapshot.data, snapshot.dump, main=snapshot.path)
+        refuse_backup_dir_under_include(args, config.include_patterns())
+        plan = plan_map(config, args["variable"], args["map_file"])
+        result = map_result(plan, bool(self._task.diff))
+        if not plan.changed:
+            return Proposal(result, None)
+        ((path, after),) = plan.after.items()
+        return Proposal(result, (path, after, ABSENT if plan.created else sha256_hex(plan.before[path])))

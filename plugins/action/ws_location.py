@@ -11,20 +11,16 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._action_base import FILE_OPTIONS, EditingAction
+from ansible_collections.agaii.nginx.plugins.plugin_utils._action_base import FILE_OPTIONS, EditingAction, Proposal
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import Plan, plan_websocket
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings, check_settings
 from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import (
-    WRITE_ATTEMPTS,
     RunTarget,
     Snapshot,
     file_diff,
     read_snapshot,
     refuse_backup_dir_under_include,
-    too_many_changes,
-    write_failure,
-    write_file,
 )
 
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
@@ -89,23 +85,15 @@ def plan_result(snapshot: Snapshot, plan: Plan, with_diff: bool) -> Dict[str, An
 class ActionModule(EditingAction):
     ARGUMENT_SPEC = ARGUMENT_SPEC
 
-    def converge(self, args: Dict[str, Any], run: RunTarget) -> Dict[str, Any]:
-        settings = settings_from(args)
-        check_settings(settings)  # refuse unsafe values before any remote call
-        for _attempt in range(WRITE_ATTEMPTS):
-            snapshot = read_snapshot(run, args["path"], args)
-            config = load(snapshot.path, snapshot.data, snapshot.dump)
-            refuse_backup_dir_under_include(args, config.include_patterns())
-            plan = plan_websocket(config, snapshot.path, settings)
-            outcome = plan_result(snapshot, plan, bool(self._task.diff))
-            if not plan.changed or self._task.check_mode:
-                return outcome
-            write = write_file(run, snapshot.realpath, plan.after[snapshot.path], snapshot.sha256, args)
-            if write.get("stale"):
-                continue
-            if write.get("failed"):
-                raise write_failure(write, outcome)
-            if write.get("backup_file"):
-                outcome["backup_file"] = write["backup_file"]
-            return outcome
-        raise too_many_changes(args["path"])
+    def check_options(self, args: Dict[str, Any]) -> None:
+        check_settings(settings_from(args))
+
+    def propose(self, args: Dict[str, Any], run: RunTarget) -> Proposal:
+        snapshot = read_snapshot(run, args["path"], args)
+        config = load(snapshot.path, snapshot.data, snapshot.dump)
+        refuse_backup_dir_under_include(args, config.include_patterns())
+        plan = plan_websocket(config, snapshot.path, settings_from(args))
+        result = plan_result(snapshot, plan, bool(self._task.diff))
+        if not plan.changed:
+            return Proposal(result, None)
+        return Proposal(result, (snapshot.realpath, plan.after[snapshot.path], snapshot.sha256))
