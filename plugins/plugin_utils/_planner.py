@@ -38,7 +38,15 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._routing import (
     build_tree,
     route,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._servers import candidates, describe_candidates
+from ansible_collections.agaii.nginx.plugins.plugin_utils._servers import (
+    Answer,
+    ListenSelector,
+    candidates,
+    describe_candidates,
+    listen_texts,
+    parse_listen_selector,
+    proxy_answer,
+)
 from ansible_collections.agaii.nginx.plugins.plugin_utils._splice import Edit, apply_edits
 from ansible_collections.agaii.nginx.plugins.plugin_utils._target import (
     Settings,
@@ -67,6 +75,7 @@ class ServerOutcome:
     reasons: List[str] = field(default_factory=list)
     route_before: Dict[str, Optional[str]] = field(default_factory=dict)
     route_after: Dict[str, Optional[str]] = field(default_factory=dict)
+    listen: List[str] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, object]:
         return dict(self.__dict__)
@@ -141,6 +150,7 @@ class _Planner:
         self.file: ConfigFile = config.files[path]
         self.layout = Layout(self.file)
         self.warnings: List[str] = []
+        self.listen: Optional[ListenSelector] = parse_listen_selector(settings.listen) if settings.listen else None
         self.map_variable = self._choose_map_variable()
 
     # -- orchestration -----------------------------------------------------------------------
@@ -167,6 +177,7 @@ class _Planner:
 
     def _plan_server(self, server: Server) -> Tuple[ServerOutcome, List[Edit]]:
         outcome = ServerOutcome(server.label(), server.file, server.line, server.names, "unchanged")
+        outcome.listen = listen_texts(server)
         outcome.route_before = route_summary(route(tree(self.config, server), self.ws.sample_uri))
         if self.settings.state == "absent":
             return outcome, self._plan_absent(server, outcome)
@@ -263,7 +274,7 @@ class _Planner:
         return None
 
     def _select_servers(self) -> List[Server]:
-        chosen = candidates(self.config, self.path, self.settings.server_name)
+        chosen = candidates(self.config, self.path, self.settings.server_name, self.listen)
         serving = [s for s in chosen if self._anchor(s) is not None or self._existing_location(s) is not None]
         if not serving:
             raise AnchorNotFoundError(
@@ -276,6 +287,10 @@ class _Planner:
         skipped = [s for s in chosen if s not in serving]
         for server in skipped:
             self.warnings.append(f"left alone: {server.label()} has no location for {self.settings.before}")
+        present = self.settings.state == "present"
+        answers = {id(server): self._answer(server) for server in serving} if present else {}
+        if present and self.listen is None:
+            serving = self._only_proxied(serving, answers)
         if self.settings.server_name is None and len({tuple(sorted(s.names)) for s in serving}) > 1:
             raise ServerSelectionError(
                 "several server blocks with different names serve the anchor location",
@@ -283,7 +298,48 @@ class _Planner:
                 None,
                 f"Set server_name to one of them: {describe_candidates(serving)}.",
             )
+        if present:
+            self._refuse_different_upstreams(serving, answers)
         return serving
+
+    def _answer(self, server: Server) -> Answer:
+        """How ``server`` answers the anchor path: the location nginx picks for it, else the anchor."""
+        modifier, path = parse_before(self.settings.before)
+        location = None
+        if modifier in (None, "", "^~", "=") and path.startswith("/"):
+            result = route(tree(self.config, server), path)
+            location = result.location.directive if result.known and result.location else None
+        location = location or self._anchor(server) or self._existing_location(server)
+        return proxy_answer(self.config, server, location)
+
+    def _only_proxied(self, servers: List[Server], answers: Dict[int, Answer]) -> List[Server]:
+        """Without a listen selector, the servers that only return or redirect the anchor path stay as
+        they are. When none proxies it, the anchor's own checks refuse later with the reason."""
+        proxied = [s for s in servers if answers[id(s)].upstream is not None]
+        if not proxied:
+            return servers
+        for server in servers:
+            if server not in proxied:
+                self.warnings.append(
+                    f"left alone: {server.label()} does not proxy {self.settings.before} "
+                    f"({answers[id(server)].why}); set listen to choose it"
+                )
+        return proxied
+
+    def _refuse_different_upstreams(self, servers: List[Server], answers: Dict[int, Answer]) -> None:
+        if self.settings.proxy_pass or len({answers[id(s)].upstream for s in servers}) < 2:
+            return
+        listing = "; ".join(
+            f"{s.where} listen {', '.join(listen_texts(s))} -> {answers[id(s)].upstream or answers[id(s)].why}"
+            for s in servers
+        )
+        raise ServerSelectionError(
+            f"{len(servers)} server blocks named {' '.join(servers[0].names) or '(no server_name)'} serve "
+            f"{self.settings.before} with different upstreams: {listing}",
+            self.path,
+            None,
+            "Set listen (for example the port of one of them) or server_name to choose the server to edit.",
+        )
 
     def _anchor(self, server: Server) -> Optional[Directive]:
         modifier, path = parse_before(self.settings.before)
