@@ -30,6 +30,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._target import Setting
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "path": {"type": "path", "required": True},
     "server_name": {"type": "str"},
+    "listen": {"type": "str"},
     "location": {"type": "str", "default": "^/api/mqtt/ws/"},
     "before": {"type": "str", "default": "/api/"},
     "proxy_pass": {"type": "str"},
@@ -56,6 +57,7 @@ def settings_from(args: Dict[str, Any]) -> Settings:
         match=args["match"],
         server_name=args["server_name"],
         state=args["state"],
+        listen=args["listen"],
     )
 
 
@@ -72,6 +74,7 @@ def plan_result(snapshot: Snapshot, plan: Plan, with_diff: bool) -> Dict[str, An
         "path": snapshot.path,
         "realpath": snapshot.realpath,
         "servers": [server.as_dict() for server in plan.servers],
+        "edited": [server.server for server in plan.servers if server.action != "unchanged"],
         "route_before": first.get("route_before", {}),
         "route_after": first.get("route_after", {}),
         "sample_uri": plan.sample_uri,
