@@ -59,7 +59,8 @@ options:
         (C(0.0.0.0) is C(*), C(localhost) is C(127.0.0.1)); flags (V(443 ssl)) must all be on that listen.
       - Without it, among the selected server blocks only those whose answer for the O(before) path reaches a
         backend (C(proxy_pass) and its kin, also through C(try_files ... @name)) are edited; a server that only
-        redirects or returns (the HTTP to HTTPS redirect server) is left alone, with a warning naming it.
+        redirects or returns (the HTTP to HTTPS redirect server) is left alone, with a warning naming it. When
+        none of them reaches a backend, the task fails and says why for each.
       - When several server blocks remain and their upstreams differ, the task fails and lists them
         (file:line, listen, upstream) unless O(proxy_pass) is set; set O(listen) or O(server_name) to choose.
       - With O(listen), the selected servers are edited even when they do not proxy the path (give

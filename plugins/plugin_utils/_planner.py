@@ -303,27 +303,34 @@ class _Planner:
         return serving
 
     def _answer(self, server: Server) -> Answer:
-        """How ``server`` answers the anchor path: the location nginx picks for it, else the anchor."""
+        """How ``server`` answers the WebSocket path today: its WebSocket location when it has one, else the
+        location nginx picks for the anchor path (else the anchor)."""
+        location = self._existing_location(server)
         modifier, path = parse_before(self.settings.before)
-        location = None
-        if modifier in (None, "", "^~", "=") and path.startswith("/"):
+        if location is None and modifier in (None, "", "^~", "=") and path.startswith("/"):
             result = route(tree(self.config, server), path)
             location = result.location.directive if result.known and result.location else None
-        location = location or self._anchor(server) or self._existing_location(server)
-        return proxy_answer(self.config, server, location)
+        return proxy_answer(self.config, server, location or self._anchor(server))
 
     def _only_proxied(self, servers: List[Server], answers: Dict[int, Answer]) -> List[Server]:
         """Without a listen selector, the servers that only return or redirect the anchor path stay as
-        they are. When none proxies it, the anchor's own checks refuse later with the reason."""
+        they are; when none passes it to a backend, the task is refused."""
         proxied = [s for s in servers if answers[id(s)].upstream is not None]
+        left = [s for s in servers if s not in proxied]
         if not proxied:
-            return servers
-        for server in servers:
-            if server not in proxied:
-                self.warnings.append(
-                    f"left alone: {server.label()} does not proxy {self.settings.before} "
-                    f"({answers[id(server)].why}); set listen to choose it"
-                )
+            listing = "; ".join(f"{s.label()}: {answers[id(s)].why}" for s in left)
+            raise AnchorNotFoundError(
+                f"no selected server block passes {self.settings.before} to a backend: {listing}",
+                self.path,
+                None,
+                "Set before to the location that proxies your API, or listen to the server block to edit "
+                "(with proxy_pass).",
+            )
+        for server in left:
+            self.warnings.append(
+                f"left alone: {server.label()} does not proxy {self.settings.before} "
+                f"({answers[id(server)].why}); set listen to choose it"
+            )
         return proxied
 
     def _refuse_different_upstreams(self, servers: List[Server], answers: Dict[int, Answer]) -> None:

@@ -7,7 +7,11 @@ from typing import Optional
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import InvalidOptionError, ServerSelectionError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._errors import (
+    AnchorNotFoundError,
+    InvalidOptionError,
+    ServerSelectionError,
+)
 from ansible_collections.agaii.nginx.plugins.plugin_utils._model import load
 from ansible_collections.agaii.nginx.plugins.plugin_utils._planner import Plan, plan_websocket
 from ansible_collections.agaii.nginx.plugins.plugin_utils._servers import ListenSelector, parse_listen_selector
@@ -226,3 +230,26 @@ def test_bad_selectors_are_refused(value: str) -> None:
 def test_bad_listen_is_refused_by_validation() -> None:
     with pytest.raises(InvalidOptionError, match=re.escape("listen must be a port or address:port")):
         plan(SAME_UPSTREAM, listen="443; return 200")
+
+
+def test_no_server_that_proxies_is_refused_without_listen() -> None:
+    only_redirect = REDIRECT_AND_HTTPS.split("}\n}\n", 1)[0] + "}\n}\n"
+    with pytest.raises(AnchorNotFoundError) as error:
+        plan(only_redirect, proxy_pass="http://127.0.0.1:8000")
+    assert str(error.value) == (
+        f"{PATH}: no selected server block passes /api/ to a backend: server app.example.com (listen 80, [::]:80) "
+        f"at {PATH}:1: return 301 https://$host$request_uri at {PATH}:5 answers before any proxy. Set before to "
+        "the location that proxies your API, or listen to the server block to edit (with proxy_pass)."
+    )
+
+
+def test_an_existing_websocket_location_with_a_proxy_counts_as_proxied() -> None:
+    spa = """server {
+    listen 80;
+    server_name app.example.com;
+    location / { try_files $uri /index.html; }
+    location ~ ^/api/mqtt/ws/ { proxy_pass http://127.0.0.1:8000; }
+}
+"""
+    result = plan(spa)
+    assert [(s.line, s.action) for s in result.servers] == [(1, "converged")]
