@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import http.client
 import ssl
+from pathlib import Path
 from typing import Dict, Tuple
 
 import pytest
 
 from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import handshake
 from tests.integration.test_support_smoke import make_self_signed_cert
-from tests.reliability.harness import converge
+from tests.reliability.harness import Playbooks, converge
 from tests.support.nginx_sandbox import NginxSandbox
 from tests.support.processes import free_port
 from tests.support.pytest_fixtures import Backend
@@ -99,6 +100,14 @@ def test_only_the_https_server_is_edited_and_named(nginx_sandbox: NginxSandbox, 
     nginx_sandbox.start(ports=[plain, tls])
     redirect_before, api_before = get(plain, "/api/x?y=1"), get(tls, "/api/", secure=True)
 
+    by_listen = converge("ws_location", args(nginx_sandbox, listen=f"{tls} ssl"), check_mode=True)
+    assert by_listen["changed"] is True and by_listen["edited"] == [
+        f"server {VHOST} (listen 127.0.0.1:{tls} ssl) at {real.parent.parent}/sites-enabled/app:8"
+    ]
+    no_ssl_there = converge("ws_location", args(nginx_sandbox, listen=f"{plain} ssl"), check_mode=True)
+    assert no_ssl_there["failed"] is True and f"no server block listens on {plain} ssl" in no_ssl_there["msg"]
+    assert real.read_bytes() == text.encode()
+
     result = converge("ws_location", args(nginx_sandbox))
 
     assert result["failed"] is False and result["changed"] is True, result
@@ -167,3 +176,39 @@ def test_different_upstreams_are_refused_until_listen_chooses(
     assert console_ws.status == 502, console_ws
     assert {port: get(port, "/api/") for port in (api, console)} == answers_before
     assert converge("ws_location", args(nginx_sandbox, listen=str(api)))["changed"] is False
+
+
+def test_the_role_edits_the_server_ws_proxy_listen_names(
+    nginx_sandbox: NginxSandbox, asgi_backend: Backend, tmp_path: Path
+) -> None:
+    """Through ansible-playbook: the role with ws_proxy_listen edits that server only, reloads, and proves it."""
+    api, console = nginx_sandbox.port, free_port()
+    text = API_AND_CONSOLE.format(
+        api=f"127.0.0.1:{api}",
+        console=console,
+        vhost=VHOST,
+        upstream=asgi_backend.upstream,
+        console_upstream=UNUSED_UPSTREAM,
+    )
+    real = nginx_sandbox.write_site("app", text)
+    nginx_sandbox.start(ports=[api, console])
+    role_vars = {
+        "ws_proxy_site": str(nginx_sandbox.path("sites-enabled/app")),
+        "ws_proxy_nginx_conf": str(nginx_sandbox.conf),
+        "ws_proxy_reload_method": "signal",
+        "ws_proxy_listen": f"127.0.0.1:{api}",
+        "ws_proxy_verify_url": f"ws://127.0.0.1:{api}{WS_PATH}",
+        "ws_proxy_verify_host": VHOST,
+    }
+    task = {"ansible.builtin.include_role": {"name": "agaii.nginx.ws_proxy"}, "vars": role_vars}
+
+    run = Playbooks(tmp_path).run([task], {}, ["__ws_proxy_location", "__ws_proxy_probe"])
+
+    assert run.returncode == 0, run.output[-5000:]
+    site = f"{real.parent.parent}/sites-enabled/app"
+    assert run.results["__ws_proxy_location"]["edited"] == [f"server {VHOST} (listen 127.0.0.1:{api}) at {site}:1"]
+    probe = run.results["__ws_proxy_probe"]
+    assert (probe["status"], probe["echo_received"]) == (101, "agaii.nginx ws_proxy probe"), probe
+    after = real.read_bytes().decode()
+    assert after.endswith(text[text.index("server {", 10) :])  # the console server, byte for byte
+    assert run.results["__ws_proxy_location"]["map_variable"] == "connection_upgrade"  # the map the role just added
