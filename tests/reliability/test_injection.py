@@ -199,6 +199,7 @@ def ws_location_options(site: Site) -> Dict[str, OptionArgs]:
     return {
         "path": lambda v: {**base, "path": v},
         "server_name": lambda v: {**base, "server_name": v},
+        "listen": lambda v: {**base, "listen": v},
         "location": lambda v: {**base, "location": v},
         "before": lambda v: {**base, "before": v},
         "proxy_pass": lambda v: {**base, "proxy_pass": v},
