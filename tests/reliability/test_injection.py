@@ -439,8 +439,8 @@ def role_module_args(variables: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
 
 
 class RoleModel:
-    """The role's tasks in process: argument spec, the plan (upgrade_map and ws_location in check mode), then
-    upgrade_map, ws_location and (with a URL) ws_probe.
+    """The role's tasks in process: argument spec, the plan (ws_location in check mode), then upgrade_map,
+    ws_location and (with a URL) ws_probe.
 
     The sandbox is put back after every case, so upgrade_map with the same arguments gives the same
     result: it is computed once per distinct set of arguments (most cases vary only other variables).
@@ -457,9 +457,9 @@ class RoleModel:
         module_args = role_module_args(validated)
         map_args = {k: v for k, v in module_args["upgrade_map"].items() if v is not None}
         location_args = {k: v for k, v in module_args["ws_location"].items() if v is not None}
-        for plan in (converge("upgrade_map", map_args, check_mode=True), converge("ws_location", location_args, True)):
-            if plan.get("failed"):  # the role plans both steps in check mode before the first write
-                return plan
+        plan = converge("ws_location", location_args, check_mode=True)
+        if plan.get("failed"):  # the role plans ws_location in check mode before upgrade_map writes
+            return plan
         result = self.upgrade_map(map_args)
         if result.get("failed"):
             return result
