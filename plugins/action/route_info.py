@@ -38,6 +38,8 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis impo
     timeout_check,
     verdict,
 )
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import NginxConfigError
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import parse_listen_selector
 from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import (
     RunTarget,
     TaskFailed,
@@ -67,6 +69,7 @@ ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "uri": {"type": "str", "required": True},
     "port": {"type": "int"},
     "address": {"type": "str"},
+    "listen": {"type": "str"},
     "nginx_binary": {"type": "str", "default": "nginx"},
     "nginx_conf": {"type": "path", "default": "/etc/nginx/nginx.conf"},
     "diagnose": {"type": "dict", "options": DIAGNOSE_OPTIONS},
@@ -89,6 +92,21 @@ def loaded_config(read: Dict[str, Any], conf: str) -> Config:
     return load(name, base64.b64decode(read["content"]), base64.b64decode(read["dump"]), main=name)
 
 
+def listen_as_port_and_address(args: Dict[str, Any]) -> Dict[str, Any]:
+    """``listen`` (``443 ssl``, ``[::]:443``, ``*:80``) as the ``port`` and ``address`` it names; nginx picks
+    the server by address and port, so flags do not change the choice."""
+    if args["listen"] is None:
+        return {}
+    if args["port"] is not None or args["address"] is not None:
+        raise TaskFailed("listen names the port and address itself: give either listen, or port and address.")
+    try:
+        selector = parse_listen_selector(args["listen"])
+    except NginxConfigError as err:
+        raise TaskFailed(str(err)) from err
+    address = selector.address[1:-1] if selector.address and selector.address.startswith("[") else selector.address
+    return {"port": selector.port, "address": address}
+
+
 def static_result(info: RouteInfo) -> Dict[str, Any]:
     return {"changed": False, **info.as_dict()}
 
@@ -102,6 +120,7 @@ class ActionModule(EditingAction):
 
     def converge(self, args: Dict[str, Any], run: RunTarget) -> Dict[str, Any]:
         self._check_options(args)
+        args = {**args, **listen_as_port_and_address(args)}
         read = read_main(run, args)
         if args["diagnose"] is not None:
             return _Diagnosis(self, run, args, read).run()

@@ -26,6 +26,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import (
 ARGUMENT_SPEC: Dict[str, Dict[str, Any]] = {
     "path": {"type": "path", "required": True},
     "server_name": {"type": "str"},
+    "listen": {"type": "str"},
     "location": {"type": "str", "default": "^/api/mqtt/ws/"},
     "before": {"type": "str", "default": "/api/"},
     "proxy_pass": {"type": "str"},
@@ -54,6 +55,7 @@ def settings_from(args: Dict[str, Any]) -> Settings:
         server_name=args["server_name"],
         state=args["state"],
         include_conflicts=args["include_conflicts"],
+        listen=args["listen"],
     )
 
 
@@ -70,6 +72,7 @@ def plan_result(snapshot: Snapshot, plan: Plan, with_diff: bool) -> Dict[str, An
         "path": snapshot.path,
         "realpath": snapshot.realpath,
         "servers": [server.as_dict() for server in plan.servers],
+        "edited": [server.server for server in plan.servers if server.action != "unchanged"],
         "route_before": first.get("route_before", {}),
         "route_after": first.get("route_after", {}),
         "sample_uri": plan.sample_uri,

@@ -62,6 +62,13 @@ options:
       - With O(diagnose), the handshake through nginx connects here (default - the listen address, or
         V(127.0.0.1) for a wildcard listen).
     type: str
+  listen:
+    description:
+      - The port, or address and port, the clients connect to, written as nginx's C(listen) reads it - V(443),
+        V(*:80), V([::]:443), V(127.0.0.1:8443), V(443 ssl) - the same value as the C(listen) option of
+        M(agaii.nginx.ws_location). Use it instead of O(port) and O(address) (giving both fails).
+      - Flags such as C(ssl) are accepted and do not change the choice - nginx picks the server by address and port.
+    type: str
   diagnose:
     description:
       - Run the layered diagnosis and return RV(verdict). Give V({}) for the defaults.

@@ -60,6 +60,21 @@ options:
         C(server_name) entries).
       - Needed when several server blocks with different names serve the O(before) location.
     type: str
+  listen:
+    description:
+      - Edit only the server blocks of O(path) with this C(listen), read as nginx reads C(listen) - a port
+        (V(8443)) selects every server listening on that port, whatever the address; an address and port
+        (V(*:80), V([::]:443), V(127.0.0.1:8443)) selects the servers listening on exactly that address
+        (C(0.0.0.0) is C(*), C(localhost) is C(127.0.0.1)); flags (V(443 ssl)) must all be on that listen.
+      - Without it, among the selected server blocks only those whose answer for the O(before) path reaches a
+        backend (C(proxy_pass) and its kin, also through C(try_files ... @name)) are edited; a server that only
+        redirects or returns (the HTTP to HTTPS redirect server) is left alone, with a warning naming it. When
+        none of them reaches a backend, the task fails and says why for each.
+      - When several server blocks remain and their upstreams differ, the task fails and lists them
+        (file:line, listen, upstream) unless O(proxy_pass) is set; set O(listen) or O(server_name) to choose.
+      - With O(listen), the selected servers are edited even when they do not proxy the path (give
+        O(proxy_pass) then).
+    type: str
   location:
     description:
       - The WebSocket path as a regular expression, optionally with its modifier (C(~ ) or C(~* )).
@@ -201,6 +216,13 @@ EXAMPLES = r"""
     backup: true
   notify: Reload nginx
 
+- name: Only the HTTPS server of a name that also has an API server on another port
+  agaii.nginx.ws_location:
+    path: /etc/nginx/sites-enabled/app
+    server_name: app.example.com
+    listen: 443 ssl
+  notify: Reload nginx
+
 - name: Remove the WebSocket location again
   agaii.nginx.ws_location:
     path: /etc/nginx/sites-enabled/app
@@ -264,6 +286,11 @@ servers:
       description: Its C(server_name) entries.
       type: list
       elements: str
+    listen:
+      description: Its C(listen) values as written (V(80) when it has none).
+      type: list
+      elements: str
+      sample: ["443 ssl", "[::]:443 ssl"]
     action:
       description: V(inserted), V(converged) (an existing location edited in place), V(removed) or V(unchanged).
       type: str
@@ -332,6 +359,12 @@ servers:
         why:
           description: Why it is left out.
           type: str
+edited:
+  description: Each server block the task changed (or would change in check mode), with its names, listen and file:line.
+  type: list
+  elements: str
+  returned: success
+  sample: ["server app.example.com (listen 443 ssl) at /etc/nginx/sites-enabled/app:9"]
 route_before:
   description: Where nginx sends RV(sample_uri) before the change, in the first edited server block.
   type: dict

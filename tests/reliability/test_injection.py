@@ -199,6 +199,7 @@ def ws_location_options(site: Site) -> Dict[str, OptionArgs]:
     return {
         "path": lambda v: {**base, "path": v},
         "server_name": lambda v: {**base, "server_name": v},
+        "listen": lambda v: {**base, "listen": v},
         "location": lambda v: {**base, "location": v},
         "before": lambda v: {**base, "before": v},
         "proxy_pass": lambda v: {**base, "proxy_pass": v},
@@ -421,6 +422,7 @@ def role_module_args(variables: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
     location = {
         "path": variables["ws_proxy_site"],
         "server_name": variables["ws_proxy_server_name"] or None,
+        "listen": variables["ws_proxy_listen"] or None,
         "location": variables["ws_proxy_location"],
         "before": variables["ws_proxy_before"],
         "proxy_pass": variables["ws_proxy_upstream"] or None,
@@ -437,7 +439,8 @@ def role_module_args(variables: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
 
 
 class RoleModel:
-    """The role's tasks in process: argument spec, then upgrade_map, ws_location and (with a URL) ws_probe.
+    """The role's tasks in process: argument spec, the plan (ws_location in check mode), then upgrade_map,
+    ws_location and (with a URL) ws_probe.
 
     The sandbox is put back after every case, so upgrade_map with the same arguments gives the same
     result: it is computed once per distinct set of arguments (most cases vary only other variables).
@@ -452,10 +455,15 @@ class RoleModel:
         except ValueError as exc:
             return {"failed": True, "rejected_by": "argument spec", "msg": str(exc)}
         module_args = role_module_args(validated)
-        result = self.upgrade_map({k: v for k, v in module_args["upgrade_map"].items() if v is not None})
+        map_args = {k: v for k, v in module_args["upgrade_map"].items() if v is not None}
+        location_args = {k: v for k, v in module_args["ws_location"].items() if v is not None}
+        plan = converge("ws_location", location_args, check_mode=True)
+        if plan.get("failed"):  # the role plans ws_location in check mode before upgrade_map writes
+            return plan
+        result = self.upgrade_map(map_args)
         if result.get("failed"):
             return result
-        result = converge("ws_location", {k: v for k, v in module_args["ws_location"].items() if v is not None})
+        result = converge("ws_location", location_args)
         if result.get("failed"):
             return result
         return self.probe(module_args["ws_probe"])

@@ -50,6 +50,7 @@ def module_cases(link: str, conf: str, canary: str, probe_url: str) -> List[Case
         ("agaii.nginx.ws_location", {**site, "read_timeout": "1s\nadd_header X-Injected 1;"}, refused),
         ("agaii.nginx.ws_location", {**site, "send_timeout": f"$(touch {canary})"}, refused),
         ("agaii.nginx.ws_location", {**site, "server_name": "app.example.test; }"}, refused),
+        ("agaii.nginx.ws_location", {**site, "listen": "80; add_header X-Injected 1"}, refused),
         ("agaii.nginx.ws_location", {**site, "map_variable": "x; add_header X-Injected 1"}, refused),
         ("agaii.nginx.ws_location", {**site, "headers": {"X-A; add_header X-Injected 1;": "1"}}, refused),
         ("agaii.nginx.ws_location", {**site, "headers": {"X-Nul": "a\x00b"}}, refused),
@@ -85,6 +86,7 @@ def role_cases(link: str, conf: str, canary: str, probe_url: str) -> List[Case]:
         "ws_proxy_site": f"$(touch {canary})",
         "ws_proxy_location": "^/ws/ { add_header X-Injected 1; }",
         "ws_proxy_upstream": "http://127.0.0.1:9; add_header X-Injected 1",
+        "ws_proxy_listen": "80 ssl; add_header X-Injected 1",
         "ws_proxy_read_timeout": "1s\nadd_header X-Injected 1;",
         "ws_proxy_nginx_binary": f"nginx; touch {canary}",
         "ws_proxy_nginx_conf": f"`touch {canary}`",
@@ -93,7 +95,8 @@ def role_cases(link: str, conf: str, canary: str, probe_url: str) -> List[Case]:
     }
     cases: List[Case] = [("role", {**base, name: value}, "refused") for name, value in hostile.items()]
     cases.append(("role", {**base, "ws_proxy_backup": True, "ws_proxy_backup_dir": backup_dir}, "refused"))
-    # the first role case already added the map (before its ws_location step failed): map_file goes unused
+    # the ws_proxy_verify_url case already added the map: the proof checks its URL only after the edits (every
+    # other refusal comes before the first write, see tests/integration/test_role_refusals.py): map_file goes unused
     cases.append(("role", {**base, "ws_proxy_map_file": "/tmp/x;add_header X-Injected 1"}, "accepted"))
     verify_host = {**base, "ws_proxy_verify_url": probe_url, "ws_proxy_verify_host": "h\r\nX-Injected: 1"}
     return [*cases, ("role", verify_host, "refused")]

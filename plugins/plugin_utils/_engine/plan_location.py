@@ -56,7 +56,15 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import
     request_problem,
     route,
 )
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import candidates, describe_candidates
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import (
+    Answer,
+    ListenSelector,
+    candidates,
+    describe_candidates,
+    listen_texts,
+    parse_listen_selector,
+    proxy_answer,
+)
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.splice import Edit, apply_edits
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.timevalue import TimeValueError, parse_time
 
@@ -81,6 +89,7 @@ class ServerOutcome:
     route_after: Dict[str, Optional[str]] = field(default_factory=dict)
     carried: List[Dict[str, object]] = field(default_factory=list)
     left_out: List[Dict[str, object]] = field(default_factory=list)
+    listen: List[str] = field(default_factory=list)
 
     def as_dict(self) -> Dict[str, object]:
         return dict(self.__dict__)
@@ -157,6 +166,7 @@ class _Planner:
         self.file: ConfigFile = config.files[path]
         self.layout = Layout(self.file)
         self.warnings: List[str] = []
+        self.listen: Optional[ListenSelector] = parse_listen_selector(settings.listen) if settings.listen else None
         self.map_variable = self._choose_map_variable()
 
     # -- orchestration -----------------------------------------------------------------------
@@ -183,6 +193,7 @@ class _Planner:
 
     def _plan_server(self, server: Server) -> Tuple[ServerOutcome, List[Edit]]:
         outcome = ServerOutcome(server.label(), server.file, server.line, server.names, "unchanged")
+        outcome.listen = listen_texts(server)
         outcome.route_before = route_summary(route(tree(self.config, server), self.ws.sample_uri))
         if self.settings.state == "absent":
             return outcome, self._plan_absent(server, outcome)
@@ -282,7 +293,7 @@ class _Planner:
         return None
 
     def _select_servers(self) -> List[Server]:
-        chosen = candidates(self.config, self.path, self.settings.server_name)
+        chosen = candidates(self.config, self.path, self.settings.server_name, self.listen)
         serving = [s for s in chosen if self._anchor(s) is not None or self._existing_location(s) is not None]
         if not serving:
             raise AnchorNotFoundError(
@@ -295,6 +306,10 @@ class _Planner:
         skipped = [s for s in chosen if s not in serving]
         for server in skipped:
             self.warnings.append(f"left alone: {server.label()} has no location for {self.settings.before}")
+        present = self.settings.state == "present"
+        answers = {id(server): self._answer(server) for server in serving} if present else {}
+        if present and self.listen is None:
+            serving = self._only_proxied(serving, answers)
         if self.settings.server_name is None and len({tuple(sorted(s.names)) for s in serving}) > 1:
             raise ServerSelectionError(
                 "several server blocks with different names serve the anchor location",
@@ -302,7 +317,58 @@ class _Planner:
                 None,
                 f"Set server_name to one of them: {describe_candidates(serving)}.",
             )
+        if present:
+            self._refuse_different_upstreams(serving, answers)
         return serving
+
+    def _answer(self, server: Server) -> Answer:
+        """How ``server`` answers the WebSocket path today: its WebSocket location when it has one, else the
+        location nginx picks for the anchor path (else the anchor)."""
+        location = self._existing_location(server)
+        modifier, path = parse_before(self.settings.before)
+        if location is None and modifier in (None, "", "^~", "=") and path.startswith("/"):
+            result = route(tree(self.config, server), path)
+            location = result.location.directive if result.known and result.location else None
+        return proxy_answer(self.config, server, location or self._anchor(server))
+
+    def _only_proxied(self, servers: List[Server], answers: Dict[int, Answer]) -> List[Server]:
+        """Without a listen selector, the servers that only return or redirect the anchor path stay as
+        they are; when none passes it to a backend, the task is refused."""
+        proxied = [s for s in servers if answers[id(s)].upstream is not None]
+        left = [s for s in servers if s not in proxied]
+        if len(servers) == 1:
+            # one candidate: planning it refuses with the anchor's own file:line and fix (see carry)
+            return servers
+        if not proxied:
+            listing = "; ".join(f"{s.label()}: {answers[id(s)].why}" for s in left)
+            raise AnchorNotFoundError(
+                f"no selected server block passes {self.settings.before} to a backend: {listing}",
+                self.path,
+                None,
+                "Set before to the location that proxies your API, or listen to the server block to edit "
+                "(with proxy_pass).",
+            )
+        for server in left:
+            self.warnings.append(
+                f"left alone: {server.label()} does not proxy {self.settings.before} "
+                f"({answers[id(server)].why}); set listen to choose it"
+            )
+        return proxied
+
+    def _refuse_different_upstreams(self, servers: List[Server], answers: Dict[int, Answer]) -> None:
+        if self.settings.proxy_pass or len({answers[id(s)].upstream for s in servers}) < 2:
+            return
+        listing = "; ".join(
+            f"{s.where} listen {', '.join(listen_texts(s))} -> {answers[id(s)].upstream or answers[id(s)].why}"
+            for s in servers
+        )
+        raise ServerSelectionError(
+            f"{len(servers)} server blocks named {' '.join(servers[0].names) or '(no server_name)'} serve "
+            f"{self.settings.before} with different upstreams: {listing}",
+            self.path,
+            None,
+            "Set listen (for example the port of one of them) or server_name to choose the server to edit.",
+        )
 
     def _anchor(self, server: Server) -> Optional[Directive]:
         modifier, path = parse_before(self.settings.before)

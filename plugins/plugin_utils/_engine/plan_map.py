@@ -88,7 +88,7 @@ def _plan_in_named_file(config: Config, plan: MapPlan, path: str) -> None:
             _append_to_file(config, plan, path)
         else:
             raise MapConflictError(
-                "this file is not included in http{}",
+                "map_file: this file is not included in http{}",
                 filename=path,
                 line=None,
                 hint="Choose a file that an include inside http{} loads.",
@@ -97,7 +97,7 @@ def _plan_in_named_file(config: Config, plan: MapPlan, path: str) -> None:
     if not any(glob_match(pattern, path) or pattern == path for _include, pattern in config.http_includes()):
         patterns = ", ".join(p for _include, p in config.http_includes()) or "none"
         raise MapConflictError(
-            "no include inside http{} would load this new file",
+            "map_file: no include inside http{} would load this new file",
             filename=path,
             line=None,
             hint=f"Choose a path matched by one of: {patterns}.",

@@ -22,6 +22,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import
     RegexUnknown,
     compile_location_regex,
 )
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import parse_listen_selector
 
 MATCH_MODES = ("auto", "regex", "prefix")
 INCLUDE_CONFLICTS = ("refuse", "inline")
@@ -45,6 +46,7 @@ class Settings:
     server_name: Optional[str] = None
     state: str = "present"
     include_conflicts: str = "refuse"
+    listen: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,8 @@ def validate(settings: Settings) -> Settings:
         check_variable("map_variable", settings.map_variable)
     if settings.server_name is not None:
         check_plain_value("server_name", settings.server_name)
+    if settings.listen is not None:
+        parse_listen_selector(settings.listen)
     for name, value in settings.headers.items():
         check_header_name("headers", name)
         check_plain_value(f"headers[{name}]", str(value))
