@@ -11,7 +11,6 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 NO_AUDIT_RESULT = "no result: the host was unreachable or failed before the audit"
 NO_VERDICT = "no verdict: the host was unreachable or the diagnosis did not run"
-AUDIT_PROBE_MESSAGE = "agaii.nginx audit probe"
 _VERBS = {"inserted": "insert", "converged": "repair in place", "removed": "remove"}
 _FORMS = {"regex": " (regex form)", "prefix": " (prefix form)"}
 _YES_NO = {True: "yes", False: "no"}
@@ -78,7 +77,7 @@ def _live(probe: Optional[Mapping[str, Any]], verify_url: str) -> Dict[str, Any]
     return {
         "url": verify_url,
         "status": status,
-        "works": (status or 0) == 101 and probe.get("echo_received", "") == AUDIT_PROBE_MESSAGE,
+        "works": (status or 0) == 101 and not probe.get("stage") and not probe.get("failed"),
         "message": probe.get("msg", probe.get("status_line", "")),
     }
 

@@ -178,6 +178,10 @@ def _check_header(name: str, value: str) -> None:
         raise ValueError(f"invalid request header {name!r}: {value!r}")
 
 
+# RFC 7230 token: what a subprotocol name may contain (RFC 6455 section 4.1)
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
 def build_request_headers(
     target: Target,
     key: str,
@@ -197,6 +201,9 @@ def build_request_headers(
         ("Sec-WebSocket-Version", "13"),
     ]
     if subprotocols:
+        for subprotocol in subprotocols:
+            if not _TOKEN.match(subprotocol):
+                raise ValueError(f"invalid subprotocol {subprotocol!r} (RFC 6455: an HTTP token, such as mqtt)")
         defaults.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
     for name, value in defaults:
         _check_header(name, value)
@@ -678,10 +685,7 @@ def handshake(
 
     Raises ValueError only for a malformed URL, header or regex; everything else is in the result.
     """
-    target = parse_url(url)
-    pattern = _compile_expect(expect)
-    key = base64.b64encode(os.urandom(16)).decode("ascii")
-    request_headers = build_request_headers(target, key, host, headers, subprotocols)
+    target, pattern, request_headers = check_request(url, host, headers, subprotocols, expect)
     result = HandshakeResult(url=url, echo_sent=echo, request_headers=request_headers)
     request = encode_request(target.resource, request_headers)
     plan = _Plan(
@@ -703,6 +707,21 @@ def handshake(
     finally:
         result.elapsed = round(time.monotonic() - started, 3)
     return result
+
+
+def check_request(
+    url: str,
+    host: Optional[str] = None,
+    headers: HeadersArg = None,
+    subprotocols: Optional[Sequence[str]] = None,
+    expect: Optional[str] = None,
+) -> Tuple[Target, Optional[re.Pattern], HeaderList]:
+    """The parsed URL, the compiled ``expect`` and the request headers (with a fresh key) of a handshake;
+    ValueError for a malformed URL, header or regex. Nothing is sent."""
+    target = parse_url(url)
+    pattern = _compile_expect(expect)
+    key = base64.b64encode(os.urandom(16)).decode("ascii")
+    return target, pattern, build_request_headers(target, key, host, headers, subprotocols)
 
 
 def _compile_expect(expect: Optional[str]) -> Optional[re.Pattern]:

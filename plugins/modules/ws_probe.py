@@ -108,6 +108,13 @@ options:
       - The HTTP status that counts as success. Keep V(101) except to assert that an endpoint refuses.
     type: int
     default: 101
+  validate_only:
+    description:
+      - Check every option as the probe would (the URL, the query, the headers, the subprotocols, the message to
+        send and the O(expect) regex), then stop without connecting. The role uses it to refuse a bad proof
+        before it writes anything.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
 attributes:
@@ -160,29 +167,34 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+validated:
+  description: The options are valid; nothing was sent.
+  returned: O(validate_only=true)
+  type: bool
+  sample: true
 status:
   description: The HTTP status of the handshake response (0 when none was received).
-  returned: always
+  returned: unless O(validate_only=true)
   type: int
   sample: 101
 status_line:
   description: The response status line.
-  returned: always
+  returned: unless O(validate_only=true)
   type: str
   sample: HTTP/1.1 101 Switching Protocols
 headers:
   description: The response headers, as a list of name/value pairs.
-  returned: always
+  returned: unless O(validate_only=true)
   type: list
   elements: list
   sample: [["Upgrade", "websocket"], ["Connection", "upgrade"]]
 accept_ok:
   description: Whether C(Sec-WebSocket-Accept) matched the key that was sent.
-  returned: always
+  returned: unless O(validate_only=true)
   type: bool
 subprotocol:
   description: The subprotocol the server selected (C(Sec-WebSocket-Protocol)), if any.
-  returned: always
+  returned: unless O(validate_only=true)
   type: str
   sample: mqtt
 url:
@@ -218,12 +230,12 @@ stage:
   sample: subprotocol
 attempts:
   description: How many handshakes were made (more than one only with O(retry_for)).
-  returned: always
+  returned: unless O(validate_only=true)
   type: int
   sample: 1
 elapsed:
   description: Seconds the probe took, retries included.
-  returned: always
+  returned: unless O(validate_only=true)
   type: float
 error:
   description: What went wrong, with the phase it happened in (connecting, reading the response, the echo).
@@ -234,6 +246,7 @@ error:
 
 import base64
 import binascii
+import os
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -242,6 +255,7 @@ from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import (
     STAGE_MESSAGE,
     STAGE_SUBPROTOCOL,
     HandshakeResult,
+    check_request,
     handshake_with_retries,
     with_query,
 )
@@ -261,6 +275,7 @@ ARGUMENT_SPEC = dict(
     validate_certs=dict(type="bool", default=True),
     ca_file=dict(type="path"),
     expected_status=dict(type="int", default=101),
+    validate_only=dict(type="bool", default=False),
 )
 
 # What a failure at each stage after the 101 means, as the first words of the message.
@@ -300,13 +315,27 @@ def message_to_send(text: object, send_format: str) -> object:
         raise ValueError(f"send is not valid {send_format}: {exc}") from exc
 
 
-def probe(params: dict) -> HandshakeResult:
-    """Run the probe the parameters describe; ValueError for invalid ones."""
+def probe_url(params: dict) -> str:
     query = params["query"]
     if query is not None and not isinstance(query, (str, dict)):
         raise ValueError("query must be a string or a dictionary")
+    return with_query(params["url"], query)
+
+
+def check_probe(params: dict) -> None:
+    """Every option of the probe checked as the probe would check it; ValueError for an invalid one. Nothing
+    is sent."""
+    message_to_send(params["send"], params["send_format"])
+    if params["ca_file"] is not None and not os.access(params["ca_file"], os.R_OK):
+        raise ValueError(f"ca_file {params['ca_file']!r} is not a readable file")
+    headers = {str(k): str(v) for k, v in params["headers"].items()}
+    check_request(probe_url(params), params["host"], headers, params["subprotocols"] or None, params["expect"])
+
+
+def probe(params: dict) -> HandshakeResult:
+    """Run the probe the parameters describe; ValueError for invalid ones."""
     return handshake_with_retries(
-        with_query(params["url"], query),
+        probe_url(params),
         timeout=params["timeout"],
         retry_for=params["retry_for"],
         host=params["host"],
@@ -323,6 +352,12 @@ def probe(params: dict) -> HandshakeResult:
 def main() -> None:
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
+    if params["validate_only"]:
+        try:
+            check_probe(params)
+        except ValueError as exc:
+            module.fail_json(msg=f"invalid probe arguments: {exc}")
+        module.exit_json(changed=False, url=params["url"], validated=True)
     try:
         result = probe(params)
     except ValueError as exc:

@@ -19,10 +19,6 @@ from tests.support.nginx_sandbox import NginxSandbox
 
 pytestmark = [pytest.mark.nginx, pytest.mark.slow]
 
-# The proof (ws_probe) checks its options only when it runs, after the edits: validating the
-# ws_proxy_verify_* options up front belongs to the proof tasks (see the report of issue 17).
-LATE = pytest.mark.xfail(strict=True, reason="ws_probe options are checked only by the proof, after the write")
-
 # (role variable, bad value, text the error must contain); "{root}" is the sandbox directory.
 CASES: List[Tuple[str, Any, str]] = [
     ("ws_proxy_site", "{root}/sites-enabled/nowhere", "nowhere"),
@@ -41,10 +37,20 @@ CASES: List[Tuple[str, Any, str]] = [
     ("ws_proxy_backup", "maybe", "ws_proxy_backup"),
     ("ws_proxy_backup_dir", "{root}/sites-enabled", "backup_dir"),
     ("ws_proxy_verify_validate_certs", "maybe", "ws_proxy_verify_validate_certs"),
-]
-LATE_CASES: List[Tuple[str, Any, str]] = [
-    ("ws_proxy_verify_url", "http://127.0.0.1:9/not-a-websocket-url", "url"),
-    ("ws_proxy_verify_host", "h\r\nX-Injected: 1", "host"),
+    ("ws_proxy_check_mode", "maybe", "ws_proxy_check_mode"),
+    # the proof's options are checked by ws_probe (validate_only) before the first write
+    ("ws_proxy_verify_url", "http://127.0.0.1:9/not-a-websocket-url", "unsupported URL scheme"),
+    ("ws_proxy_verify_host", "h\r\nX-Injected: 1", "invalid request header 'Host'"),
+    ("ws_proxy_verify_query", "a=b\r\nX-Injected: 1", "malformed WebSocket URL"),
+    ("ws_proxy_verify_headers", {"Origin": "x\r\nX-Injected: 1"}, "invalid request header 'Origin'"),
+    ("ws_proxy_verify_subprotocols", ["mqtt", "a,b"], "invalid subprotocol 'a,b'"),
+    ("ws_proxy_verify_echo", "maybe", "ws_proxy_verify_echo"),
+    ("ws_proxy_verify_send", "zz", "send is not valid hex"),
+    ("ws_proxy_verify_send_format", "morse", "ws_proxy_verify_send_format"),
+    ("ws_proxy_verify_expect", "([unclosed", "invalid regex for the expected first message"),
+    ("ws_proxy_verify_ca_file", "{root}/no-ca.pem", "is not a readable file"),
+    ("ws_proxy_verify_budget", "soon", "ws_proxy_verify_budget"),
+    ("ws_proxy_verify_reload_wait", "soon", "ws_proxy_verify_reload_wait"),
 ]
 
 
@@ -58,7 +64,7 @@ def role_options() -> List[str]:
 
 
 def test_every_role_option_has_a_refusal_case() -> None:
-    assert sorted(name for name, _value, _text in CASES + LATE_CASES) == sorted(role_options())
+    assert sorted(name for name, _value, _text in CASES) == sorted(role_options())
 
 
 def base_vars(sandbox: NginxSandbox) -> Dict[str, Any]:
@@ -71,8 +77,10 @@ def base_vars(sandbox: NginxSandbox) -> Dict[str, Any]:
 
 def case_vars(sandbox: NginxSandbox, name: str, value: Any) -> Dict[str, Any]:
     extra: Dict[str, Any] = {"ws_proxy_backup": True} if name == "ws_proxy_backup_dir" else {}
-    if name == "ws_proxy_verify_host":
+    if name.startswith("ws_proxy_verify_") and name != "ws_proxy_verify_url":
         extra["ws_proxy_verify_url"] = f"ws://{sandbox.listen}/api/mqtt/ws/hints/probe"
+    if name == "ws_proxy_verify_send":
+        extra["ws_proxy_verify_send_format"] = "hex"
     if isinstance(value, str):
         value = value.replace("{root}", str(sandbox.root))
     return {**base_vars(sandbox), **extra, name: value}
@@ -110,13 +118,3 @@ def test_refused_inputs_change_no_file(site: NginxSandbox, tmp_path: Path) -> No
     after = read_tree(site.root)
     changed = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
     assert changed == ["conf.d/websocket-upgrade-map.conf", "sites-available/app"]
-
-
-@pytest.mark.parametrize(("name", "value", "text"), [pytest.param(*case, marks=LATE) for case in LATE_CASES])
-def test_refused_proof_options_change_no_file(
-    site: NginxSandbox, tmp_path: Path, name: str, value: Any, text: str
-) -> None:
-    before = read_tree(site.root)
-    results = run_role(site, tmp_path, [case_vars(site, name, value)])
-    assert results["case_0"]["failed"] is True and text in results["case_0"]["msg"]
-    assert read_tree(site.root) == before

@@ -199,16 +199,21 @@ def test_the_role_edits_the_server_ws_proxy_listen_names(
         "ws_proxy_listen": f"127.0.0.1:{api}",
         "ws_proxy_verify_url": f"ws://127.0.0.1:{api}{WS_PATH}",
         "ws_proxy_verify_host": VHOST,
+        "ws_proxy_verify_echo": True,
     }
     task = {"ansible.builtin.include_role": {"name": "agaii.nginx.ws_proxy"}, "vars": role_vars}
 
-    run = Playbooks(tmp_path).run([task], {}, ["__ws_proxy_location", "__ws_proxy_probe"])
+    run = Playbooks(tmp_path).run([task], {}, ["ws_proxy_result"])
 
     assert run.returncode == 0, run.output[-5000:]
     site = f"{real.parent.parent}/sites-enabled/app"
-    assert run.results["__ws_proxy_location"]["edited"] == [f"server {VHOST} (listen 127.0.0.1:{api}) at {site}:1"]
-    probe = run.results["__ws_proxy_probe"]
+    assert run.results["ws_proxy_result"]["location"]["edited"] == [
+        f"server {VHOST} (listen 127.0.0.1:{api}) at {site}:1"
+    ]
+    probe = run.results["ws_proxy_result"]["proof"]
     assert (probe["status"], probe["echo_received"]) == (101, "agaii.nginx ws_proxy probe"), probe
     after = real.read_bytes().decode()
     assert after.endswith(text[text.index("server {", 10) :])  # the console server, byte for byte
-    assert run.results["__ws_proxy_location"]["map_variable"] == "connection_upgrade"  # the map the role just added
+    assert (
+        run.results["ws_proxy_result"]["location"]["map_variable"] == "connection_upgrade"
+    )  # the map the role just added

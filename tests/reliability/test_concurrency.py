@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.nginx, pytest.mark.slow]
 
 RUNS = int(os.environ.get("AGAII_CONCURRENT_RUNS", "10"))
 WS_HEAD = b"location ~ ^/api/mqtt/ws/ {"
-REGISTERED = ("__ws_proxy_map", "__ws_proxy_location")
+REGISTERED = ("ws_proxy_result",)
 
 
 def role_task(site: Path, conf: Path) -> Dict[str, Any]:
@@ -59,8 +59,8 @@ def test_ten_runs_at_once_make_one_change(nginx_sandbox: NginxSandbox, tmp_path:
 
     for run in runs:
         assert run.returncode == 0, run.output[-3000:]
-    location_changes = sum(1 for run in runs if run.results["__ws_proxy_location"]["changed"])
-    map_changes = sum(1 for run in runs if run.results["__ws_proxy_map"]["changed"])
+    location_changes = sum(1 for run in runs if run.results["ws_proxy_result"]["location"]["changed"])
+    map_changes = sum(1 for run in runs if run.results["ws_proxy_result"]["map"]["changed"])
     assert (location_changes, map_changes) == (1, 1)
     after = real.read_bytes()
     assert after.count(WS_HEAD) == 1 and len(re.findall(rb"(?m)^\s*location\s", after)) == 2

@@ -109,15 +109,15 @@ def served(nginx_sandbox: NginxSandbox, asgi_backend: Backend) -> Iterator[Nginx
 
 def test_thousand_websockets_and_a_reload_by_the_role(served: NginxSandbox, tmp_path: Path, figures: Figures) -> None:
     playbooks = Playbooks(tmp_path)
-    first = playbooks.run(role_play(served, "3600s"), {}, ["__ws_proxy_location", "__ws_proxy_probe"])
-    assert first.returncode == 0 and first.results["__ws_proxy_location"]["changed"], first.output[-3000:]
+    first = playbooks.run(role_play(served, "3600s"), {}, ["ws_proxy_result"])
+    assert first.returncode == 0 and first.results["ws_proxy_result"]["location"]["changed"], first.output[-3000:]
 
     client = LoadProcess(served.ws_url(WS_PATH), tmp_path / "load-client.log")
     try:
         opened = client.event("opened", timeout=120)
         soaked = client.event("soaked", timeout=SOAK_SECONDS + 60)
         workers = served.worker_pids()
-        reload_run = playbooks.run(role_play(served, "3601s"), {}, ["__ws_proxy_location"])
+        reload_run = playbooks.run(role_play(served, "3601s"), {}, ["ws_proxy_result"])
         wait_until(lambda: served.worker_pids().isdisjoint(workers), 30, what="the new nginx workers")
         time.sleep(PROBES_AFTER_RELOAD_SECONDS)
         client.stop()
@@ -125,9 +125,9 @@ def test_thousand_websockets_and_a_reload_by_the_role(served: NginxSandbox, tmp_
     finally:
         client.close()
 
-    assert reload_run.returncode == 0 and reload_run.results["__ws_proxy_location"]["changed"], reload_run.output[
-        -3000:
-    ]
+    assert reload_run.returncode == 0 and reload_run.results["ws_proxy_result"]["location"]["changed"], (
+        reload_run.output[-3000:]
+    )
     assert "Reload nginx with a signal" in reload_run.output
     soak, after = done["soak"], done["after"]
     assert (soak["opened"], soak["open_errors"], soak["echo_errors"]) == (CONNECTIONS, 0, 0), soak

@@ -25,7 +25,7 @@ PLAYBOOK = """\
   post_tasks:
     - name: Keep the proof for the test
       ansible.builtin.copy:
-        content: "{{ __ws_proxy_probe | default({}) | to_json }}"
+        content: "{{ (ws_proxy_result | default({})).proof | default({}) | to_json }}"
         dest: "{{ proof_file }}"
         mode: "0600"
       changed_when: false

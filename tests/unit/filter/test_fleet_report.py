@@ -56,6 +56,13 @@ def test_a_correct_host_with_a_live_probe_and_a_repair() -> None:
     assert row["why"].endswith("; that WebSocket location is incomplete")
     assert row["would_change"] == ["repair in place ~ ^/api/mqtt/ws/ in app:3"]
     assert row["live"] == {"url": "ws://h/x", "status": 101, "works": True, "message": ""}
+    refused = {"status": 101, "stage": "subprotocol", "msg": "subprotocol refused: the server selected none"}
+    assert audit_row(converging, "web2", probe=refused)["live"] == {
+        "url": "",
+        "status": 101,
+        "works": False,
+        "message": "subprotocol refused: the server selected none",
+    }
     unchanged = audit_row({**INSERTING, "changed": False, "servers": []}, "web3", probe={"skipped": True})
     assert (unchanged["status"], unchanged["routes_correctly"], unchanged["live"]) == ("ok", True, {})
 
