@@ -15,6 +15,7 @@ Every module of ``plugins/plugin_utils`` is either below the engine or named in 
 from __future__ import annotations
 
 import ast
+import re
 import sys
 from pathlib import Path
 from typing import Callable, Iterator, List, Set, Tuple
@@ -101,3 +102,13 @@ def test_the_glue_is_imported_only_by_action_plugins_and_glue() -> None:
     files = sorted(PLUGINS.rglob("*.py"))
     importers = {str(path.relative_to(PLUGINS)) for path in files for _, name in imported_modules(path) if name in glue}
     assert all(name.startswith(("action/", "plugin_utils/_")) and "/_engine/" not in name for name in importers)
+
+
+def test_docs_architecture_names_every_plugin_file() -> None:
+    """docs/architecture.md matches the tree: every Python file under plugins/ is named in its layer map."""
+    text = (PLUGINS.parent / "docs" / "architecture.md").read_text()
+    layer_map = text.split("```", 2)[1]
+    named = set(re.findall(r"[\w.]+\.py", layer_map))
+    files = {path.name for path in PLUGINS.rglob("*.py") if path.name != "__init__.py"}
+    assert sorted(files - named) == [], "docs/architecture.md does not name these plugin files"
+    assert sorted(named - files) == [], "docs/architecture.md names files that do not exist"
