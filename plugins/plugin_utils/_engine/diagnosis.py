@@ -29,10 +29,8 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import 
     ServerSelectionError,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import (
-    directive_key,
     split_proxy_pass,
     tree,
-    websocket_gaps,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import (
     InvalidUri,
@@ -54,6 +52,16 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.timevalue import (
     seconds_text,
     time_seconds,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.websocket import (
+    NOTHING,
+    WebSocketDirectives,
+    breaking_phrases,
+    directive_key,
+    fix_lines,
+    gaps,
+    read_directives,
+    requirement,
 )
 
 # Debian's and Ubuntu's compiled-in paths (nginx -V: --prefix, --pid-path, --error-log-path).
@@ -340,6 +348,11 @@ class WebSocketReport:
     connection: Optional[str]
     map_variable: Optional[str]
     map_at: Optional[str]
+    directives: WebSocketDirectives = field(repr=False, compare=False)
+
+    def as_dict(self) -> Dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__ if name != "directives"}
+        return dict(data)
 
 
 @dataclass
@@ -423,7 +436,7 @@ class RouteInfo:
             "reasons": self.reasons,
             "known": self.unknown is None,
             "unknown": self.unknown,
-            "websocket": asdict(self.websocket) if self.websocket else None,
+            "websocket": self.websocket.as_dict() if self.websocket else None,
             "shadowed": [f"{location_text(d)} at {d.where}" for d in self.shadowed],
             "backends": [asdict(backend) for backend in self.backends],
             "proxy_read_timeout": asdict(self.read_timeout) if self.read_timeout else None,
@@ -493,23 +506,22 @@ def merge_slashes(config: Config, server: Optional[Server]) -> bool:
 def websocket_report(
     config: Config, server: Server, location: Directive, chain: Sequence[Optional[Directive]]
 ) -> WebSocketReport:
-    passes = [d for d in config.level(location) if d.name == "proxy_pass"]
+    found = read_directives(config, server, location)
     versions = effective(config, chain, "proxy_http_version")
-    headers = {directive_key(d)[1]: d.args[-1] for d in effective(config, chain, "proxy_set_header") if d.args}
-    connection = headers.get("connection")
+    variable = found.map_variable
     maps = {m.args[1].lstrip("$"): m for m in config.upgrade_maps()}
-    variable = connection[1:] if connection and connection.startswith("$") and connection[1:] in maps else None
-    gaps = websocket_gaps(config, server, location, variable)
+    lacking = gaps(found, found.usable_map_variable)
     return WebSocketReport(
-        ready=not gaps,
-        gaps=gaps,
-        proxy_pass=passes[0].args[0] if passes and passes[0].args else None,
-        proxy_http_version=versions[-1].args[-1] if versions and versions[-1].args else DEFAULT_HTTP_VERSION,
+        ready=not lacking,
+        gaps=lacking,
+        proxy_pass=found.proxy_pass or None,
+        proxy_http_version=found.proxy_http_version or DEFAULT_HTTP_VERSION,
         proxy_http_version_at=versions[-1].where if versions else "default",
-        upgrade=headers.get("upgrade"),
-        connection=connection,
+        upgrade=found.upgrade,
+        connection=found.connection,
         map_variable=variable,
         map_at=maps[variable].where if variable else None,
+        directives=found,
     )
 
 
@@ -934,7 +946,7 @@ def routing_check(info: RouteInfo) -> Check:
         return _routing_gap(info, location, missing)
     version = info.websocket.proxy_http_version if info.websocket else DEFAULT_HTTP_VERSION
     warnings = []
-    if version != "1.1":
+    if not speaks_http_1_1(info):
         warnings.append(
             f"{named(location)} speaks HTTP/{version} to the backend "
             "(no `proxy_http_version 1.1`): RFC-strict backends answer 505"
@@ -946,6 +958,10 @@ def routing_check(info: RouteInfo) -> Check:
         info.reasons,
         warnings=warnings,
     )
+
+
+def speaks_http_1_1(info: RouteInfo) -> bool:
+    return info.websocket is not None and requirement("proxy_http_version").met(info.websocket.directives)
 
 
 def _routing_gap(info: RouteInfo, location: Directive, missing: List[str]) -> Check:
@@ -972,32 +988,12 @@ def _routing_gap(info: RouteInfo, location: Directive, missing: List[str]) -> Ch
 
 def missing_phrases(report: Optional[WebSocketReport]) -> List[str]:
     """What the location lacks that breaks every WebSocket (proxy_http_version is judged by the handshake)."""
-    if report is None:
-        return ["no proxy_pass"]
-    phrases = []
-    if report.proxy_pass is None:
-        phrases.append("no proxy_pass")
-    if report.upgrade is None:
-        phrases.append("no Upgrade header")
-    elif report.upgrade != "$http_upgrade":
-        phrases.append(f"Upgrade {report.upgrade} instead of $http_upgrade")
-    connection = report.connection
-    if connection is None:
-        phrases.append("no Connection header")
-    elif connection.lower() != "upgrade" and report.map_variable is None:
-        phrases.append(f"Connection {connection}, which no `map $http_upgrade` defines")
-    return phrases
+    return ["no proxy_pass"] if report is None else breaking_phrases(report.directives)
 
 
 def missing_lines(report: Optional[WebSocketReport]) -> List[str]:
-    lines = []
-    if report is None or report.proxy_pass is None:
-        lines.append("`proxy_pass`")
-    if report is None or report.upgrade != "$http_upgrade":
-        lines.append("`proxy_set_header Upgrade $http_upgrade;`")
-    if report is None or (report.map_variable is None and (report.connection or "").lower() != "upgrade"):
-        lines.append("`proxy_set_header Connection $connection_upgrade;` (and the map: agaii.nginx.upgrade_map)")
-    return lines
+    """Every line the location lacks, for the fix."""
+    return fix_lines(NOTHING if report is None else report.directives)
 
 
 def _join(items: Sequence[str]) -> str:
@@ -1060,7 +1056,7 @@ def handshake_check(info: RouteInfo, probe: Probe, log_lines: Sequence[str]) -> 
             "Check the listen directive of the server block and that nothing blocks the port.",
         )
     version = info.websocket.proxy_http_version if info.websocket else DEFAULT_HTTP_VERSION
-    if probe.status == 505 and version != "1.1" and info.location is not None:
+    if probe.status == 505 and not speaks_http_1_1(info) and info.location is not None:
         return Check(
             "handshake",
             BROKEN,
