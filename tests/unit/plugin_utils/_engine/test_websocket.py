@@ -4,7 +4,8 @@ diagnosis' copy of it used to disagree."""
 from __future__ import annotations
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load, load_files
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import route_info, routing_check
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.checks import routing_check
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.facts import route_info
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.websocket import (
