@@ -111,7 +111,6 @@ class _Desired:
     key: Tuple[str, ...]
     text: str
     accept: Tuple[str, ...]
-    replace_wrong: bool = True
     option: str = ""  # the module option that sets it, for messages
     is_time: bool = False  # compare as nginx times (1h == 3600s)
 

@@ -32,7 +32,6 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.websocket impo
 )
 
 BODY_SHOWN = 200
-LAYERS = ("nginx", "backend", "routing", "handshake", "timeout")
 OK, BROKEN, SKIPPED, UNKNOWN = "ok", "broken", "skipped", "unknown"
 
 
