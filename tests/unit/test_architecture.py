@@ -8,6 +8,9 @@
   library only: it defines the ``nginx -T`` dump marker once for both sides); no ``ansible`` import anywhere
   below it, and nothing from the Ansible glue.
 - The glue (``plugins/plugin_utils/`` outside the engine, ``plugins/action``): may import the engine.
+- The diagnosis (``_engine/diagnosis/``): ``facts`` (what the configuration says) and ``observations``
+  (what was seen on the host) import neither each other nor ``checks``; ``checks`` (the verdicts) reads both.
+  Its ``__init__`` re-exports nothing: a name is imported from the module it lives in.
 
 Every module of ``plugins/plugin_utils`` is either below the engine or named in ``GLUE``.
 """
@@ -101,3 +104,20 @@ def test_the_glue_is_imported_only_by_action_plugins_and_glue() -> None:
     files = sorted(PLUGINS.rglob("*.py"))
     importers = {str(path.relative_to(PLUGINS)) for path in files for _, name in imported_modules(path) if name in glue}
     assert all(name.startswith(("action/", "plugin_utils/_")) and "/_engine/" not in name for name in importers)
+
+
+def test_the_diagnosis_facts_and_observations_do_not_import_the_verdicts() -> None:
+    diagnosis = f"{COLLECTION}.plugin_utils._engine.diagnosis"
+    forbidden = {
+        "facts.py": {f"{diagnosis}.observations", f"{diagnosis}.checks", diagnosis},
+        "observations.py": {f"{diagnosis}.facts", f"{diagnosis}.checks", diagnosis},
+        "checks.py": {diagnosis},
+    }
+    found = [
+        f"{name} imports {module}"
+        for name, modules in forbidden.items()
+        for _, module in imported_modules(ENGINE / "diagnosis" / name)
+        if module in modules
+    ]
+    assert found == []
+    assert (ENGINE / "diagnosis" / "__init__.py").read_text() == ""
