@@ -102,7 +102,9 @@ def test_every_plugin_utils_file_is_glue_or_engine() -> None:
 def test_the_glue_is_imported_only_by_action_plugins_and_glue() -> None:
     glue = glue_module_names()
     files = sorted(PLUGINS.rglob("*.py"))
-    importers = {str(path.relative_to(PLUGINS)) for path in files for _, name in imported_modules(path) if name in glue}
+    importers = {
+        str(path.relative_to(PLUGINS)) for path in files for _line, name in imported_modules(path) if name in glue
+    }
     assert all(name.startswith(("action/", "plugin_utils/_")) and "/_engine/" not in name for name in importers)
 
 
@@ -116,7 +118,7 @@ def test_the_diagnosis_facts_and_observations_do_not_import_the_verdicts() -> No
     found = [
         f"{name} imports {module}"
         for name, modules in forbidden.items()
-        for _, module in imported_modules(ENGINE / "diagnosis" / name)
+        for _line, module in imported_modules(ENGINE / "diagnosis" / name)
         if module in modules
     ]
     assert found == []
