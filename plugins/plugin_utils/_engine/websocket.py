@@ -93,6 +93,8 @@ def _connects(found: WebSocketDirectives) -> bool:
 def _connection_phrase(found: WebSocketDirectives) -> str:
     if found.connection is None:
         return "no Connection header"
+    if not found.connection:  # `proxy_set_header Connection "";` (keepalive upstreams) removes the header
+        return 'Connection "" (nginx sends no Connection header)'
     return f"Connection {found.connection}, which no `map $http_upgrade` defines"
 
 

@@ -144,3 +144,21 @@ def test_a_braced_upgrade_variable_is_the_upgrade_header() -> None:
     )
     info, check = routing_of(site)
     assert (check.status, info.websocket.gaps if info.websocket else None) == ("ok", [])
+
+
+def test_an_empty_connection_header_is_named_as_nginx_sends_it() -> None:
+    """`proxy_set_header Connection "";` (for keepalive upstreams) sends no Connection header at all; the
+    verdict used to read "has Connection , which no `map $http_upgrade` defines"."""
+    site = site_with(
+        "connection_upgrade",
+        "proxy_pass http://127.0.0.1:8000;",
+        "proxy_http_version 1.1;",
+        "proxy_set_header Upgrade $http_upgrade;",
+        'proxy_set_header Connection "";',
+    )
+    info, check = routing_of(site)
+    assert info.websocket is not None and info.websocket.gaps == ["proxy_set_header Connection $connection_upgrade"]
+    assert check.message == (
+        f"`location ~ ^/api/mqtt/ws/` at {PATH}:8 takes the WebSocket path and has "
+        'Connection "" (nginx sends no Connection header)'
+    )
