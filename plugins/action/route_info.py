@@ -17,29 +17,33 @@ from typing import Any, Dict, List, Optional
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._action_base import EditingAction
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import (
-    DEFAULT_PID_FILE,
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.checks import (
     Check,
-    Probe,
-    RouteInfo,
     backend_check,
     config_fix,
-    direct_backend,
     handshake_check,
     healthy_message,
-    main_file_setting_from_bytes,
     nginx_check,
-    probe_from,
-    process_from,
-    relevant_log_lines,
-    route_info,
     routing_check,
-    time_seconds,
     timeout_check,
     verdict,
 )
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.facts import (
+    DEFAULT_PID_FILE,
+    RouteInfo,
+    direct_backend,
+    main_file_setting_from_bytes,
+    route_info,
+)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.observations import (
+    Probe,
+    probe_from,
+    process_from,
+    relevant_log_lines,
+)
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import NginxConfigError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import parse_listen_selector
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.timevalue import time_seconds
 from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import (
     RunTarget,
     TaskFailed,

@@ -27,8 +27,8 @@ import ssl
 import struct
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Any, List, Optional, Tuple, Union
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -37,7 +37,6 @@ MAX_BODY_BYTES = 4 * 1024
 MAX_MESSAGE_BYTES = 1024 * 1024
 CLOSE_GRACE_SECONDS = 2.0
 
-OP_CONTINUATION = 0x0
 OP_TEXT = 0x1
 OP_BINARY = 0x2
 OP_CLOSE = 0x8
@@ -108,15 +107,6 @@ class HandshakeResult:
         """Upgraded, no error, the echo (if any) came back unchanged and the first message (if any) matched."""
         echoed = self.echo_sent is None or self.echo_received == self.echo_sent
         return self.upgraded and self.error is None and echoed
-
-    def to_dict(self) -> Dict[str, Any]:
-        """Plain data (headers as [name, value] lists) for JSON / Ansible results."""
-        data = asdict(self)
-        data["headers"] = [list(pair) for pair in self.headers]
-        data["request_headers"] = [list(pair) for pair in self.request_headers]
-        data["upgraded"] = self.upgraded
-        data["ok"] = self.ok
-        return data
 
 
 @dataclass

@@ -23,7 +23,7 @@ import pytest
 
 from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import handshake
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import select_server
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.facts import select_server
 from tests.support.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
 from tests.support.nginx_sandbox import NginxSandbox
 from tests.support.processes import LOCALHOST, ManagedProcess, free_port, wait_for_port

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, Directive, Server, load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import route_info
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.facts import route_info
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import tree
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import route
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import name_table

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import route_info
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.facts import route_info
 from tests.integration.test_ws_location import (
     ECHO_TEXT,
     VHOST,

@@ -8,6 +8,9 @@
   library only: it defines the ``nginx -T`` dump marker once for both sides); no ``ansible`` import anywhere
   below it, and nothing from the Ansible glue.
 - The glue (``plugins/plugin_utils/`` outside the engine, ``plugins/action``): may import the engine.
+- The diagnosis (``_engine/diagnosis/``): ``facts`` (what the configuration says) and ``observations``
+  (what was seen on the host) import neither each other nor ``checks``; ``checks`` (the verdicts) reads both.
+  Its ``__init__`` re-exports nothing: a name is imported from the module it lives in.
 
 Every module of ``plugins/plugin_utils`` is either below the engine or named in ``GLUE``.
 """
@@ -100,7 +103,9 @@ def test_every_plugin_utils_file_is_glue_or_engine() -> None:
 def test_the_glue_is_imported_only_by_action_plugins_and_glue() -> None:
     glue = glue_module_names()
     files = sorted(PLUGINS.rglob("*.py"))
-    importers = {str(path.relative_to(PLUGINS)) for path in files for _, name in imported_modules(path) if name in glue}
+    importers = {
+        str(path.relative_to(PLUGINS)) for path in files for _line, name in imported_modules(path) if name in glue
+    }
     assert all(name.startswith(("action/", "plugin_utils/_")) and "/_engine/" not in name for name in importers)
 
 
@@ -112,3 +117,20 @@ def test_docs_architecture_names_every_plugin_file() -> None:
     files = {path.name for path in PLUGINS.rglob("*.py") if path.name != "__init__.py"}
     assert sorted(files - named) == [], "docs/architecture.md does not name these plugin files"
     assert sorted(named - files) == [], "docs/architecture.md names files that do not exist"
+
+
+def test_the_diagnosis_facts_and_observations_do_not_import_the_verdicts() -> None:
+    diagnosis = f"{COLLECTION}.plugin_utils._engine.diagnosis"
+    forbidden = {
+        "facts.py": {f"{diagnosis}.observations", f"{diagnosis}.checks", diagnosis},
+        "observations.py": {f"{diagnosis}.facts", f"{diagnosis}.checks", diagnosis},
+        "checks.py": {diagnosis},
+    }
+    found = [
+        f"{name} imports {module}"
+        for name, modules in forbidden.items()
+        for _line, module in imported_modules(ENGINE / "diagnosis" / name)
+        if module in modules
+    ]
+    assert found == []
+    assert (ENGINE / "diagnosis" / "__init__.py").read_text() == ""

@@ -36,9 +36,6 @@ class Family:
     def carried(self) -> bool:
         return self.policy != NEVER
 
-    def covers(self, name: str) -> bool:
-        return name in self.names or name.startswith(self.prefixes)
-
     def listing(self) -> str:
         words = sorted(self.names) + [f"{prefix}*" for prefix in self.prefixes]
         return ", ".join(f"`{word}`" for word in words)

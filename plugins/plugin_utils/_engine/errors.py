@@ -51,10 +51,6 @@ class UnsupportedConfigError(NginxConfigError):
     """The file uses something the engine cannot edit safely (it refuses rather than guesses)."""
 
 
-class EncodingError(UnsupportedConfigError):
-    """An edit would have to re-encode bytes that are not valid UTF-8."""
-
-
 class ServerSelectionError(NginxConfigError):
     """No server block, or more than one, matches the request and the choice is not obvious."""
 

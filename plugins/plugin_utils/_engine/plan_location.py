@@ -67,6 +67,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.splice import Edit, apply_edits
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.timevalue import TimeValueError, parse_time
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.websocket import directive_key, websocket_gaps
 
 MARKER = "# managed by agaii.nginx.ws_location"
 _OWN_SETTINGS = ("proxy_pass", "proxy_http_version", "proxy_read_timeout", "proxy_send_timeout")
@@ -119,15 +120,8 @@ class _Desired:
     key: Tuple[str, ...]
     text: str
     accept: Tuple[str, ...]
-    replace_wrong: bool = True
     option: str = ""  # the module option that sets it, for messages
     is_time: bool = False  # compare as nginx times (1h == 3600s)
-
-
-def directive_key(directive: Directive) -> Tuple[str, ...]:
-    if directive.name == "proxy_set_header":  # without arguments nginx -t fails, but the key must exist
-        return (directive.name, directive.args[0].lower() if directive.args else "")
-    return (directive.name,)
 
 
 def tree(config: Config, server: Server) -> List[LocationNode]:
@@ -865,23 +859,3 @@ def _level_nodes(nodes: Sequence[LocationNode], anchor: Directive) -> List[Locat
         if found:
             return found
     return []
-
-
-def websocket_gaps(config: Config, server: Server, location: Directive, map_variable: Optional[str]) -> List[str]:
-    """What a location lacks to proxy a WebSocket (empty: it has everything)."""
-    level = config.level(location)
-    gaps = []
-    if not any(d.name == "proxy_pass" for d in level):
-        gaps.append("proxy_pass")
-    chain = enclosing_chain(config, location, server)
-    version = effective(config, chain, "proxy_http_version")
-    if not version or version[-1].args[-1:] != ["1.1"]:
-        gaps.append("proxy_http_version 1.1")
-    headers = {directive_key(d)[1]: d.args[-1] if d.args else "" for d in effective(config, chain, "proxy_set_header")}
-    if headers.get("upgrade") != "$http_upgrade":
-        gaps.append("proxy_set_header Upgrade $http_upgrade")
-    connection = headers.get("connection", "")
-    maps = {f"${m.args[1].lstrip('$')}" for m in config.upgrade_maps()}
-    if connection.lower() != "upgrade" and connection not in maps:
-        gaps.append(f"proxy_set_header Connection ${map_variable or 'connection_upgrade'}")
-    return gaps

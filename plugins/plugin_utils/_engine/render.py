@@ -10,7 +10,7 @@ not come back as exactly the intended words, it is refused.
 from __future__ import annotations
 
 import re
-from typing import List, Optional, Sequence
+from typing import Sequence
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import InvalidOptionError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.lexer import (
@@ -124,11 +124,3 @@ def check_location_regex(option: str, value: str) -> str:
     if not value.strip():
         raise InvalidOptionError(f"{option} must not be empty")
     return value
-
-
-def block_lines(head: str, body: Sequence[str]) -> List[str]:
-    return [head, *body, "}"]
-
-
-def optional_quote(value: Optional[str]) -> str:
-    return "" if value is None else quote_arg(value)

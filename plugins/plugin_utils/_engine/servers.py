@@ -7,22 +7,19 @@ The matcher ports nginx 1.22: ``ngx_http_core_server_name`` (how a name is store
 as called by ``ngx_http_server_names`` in ``ngx_http.c`` (which names a server really gets on an
 address:port; "conflicting server name ... ignored"), ``ngx_http_validate_host`` (the Host header) and
 ``ngx_http_find_virtual_server`` with ``ngx_hash_find_combined`` (the lookup). The edit-time
-``candidates`` and the route-time ``select_server`` (``_diagnose``) both use it.
+``candidates`` and the route-time ``select_server`` (``diagnosis.facts``) both use it.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, FrozenSet, List, Optional, Sequence, Set, Tuple
+from typing import FrozenSet, List, Optional, Sequence, Set, Tuple
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, Directive, Server
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import InvalidOptionError, ServerSelectionError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.render import check_plain_value
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import RegexUnknown, compile_location_regex
-
-if TYPE_CHECKING:  # diagnosis imports the planner, which imports this module: imported where used
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import Listen
 
 EXACT, HEAD, TAIL, REGEX = 0, 1, 2, 3  # the order in which ngx_hash_find_combined and the regex list are tried
 KIND_TEXT = ("exact", "leading wildcard", "trailing wildcard", "regex")
@@ -259,6 +256,61 @@ def describe_candidates(servers: List[Server]) -> str:
     return "; ".join(s.label() for s in servers)
 
 
+# ------------------------------------------------------------------------------------- listen
+
+
+@dataclass(frozen=True)
+class Listen:
+    """One ``listen`` of a server block, reduced to what selects the server."""
+
+    address: str  # "*", "[::]", "127.0.0.1", "[::1]" or a host name as written
+    port: int
+    default: bool = False
+    ssl: bool = False
+
+    @property
+    def text(self) -> str:
+        return f"{self.address}:{self.port}"
+
+    @property
+    def wildcard(self) -> bool:
+        return self.address in ("*", "[::]")
+
+    @property
+    def ipv6(self) -> bool:
+        return self.address.startswith("[")
+
+
+_WILDCARD_ADDRESSES = {"*": "*", "0.0.0.0": "*", "[::]": "[::]", "[::0]": "[::]"}
+
+
+def parse_listen(args: Sequence[str]) -> Optional[Listen]:
+    """A ``listen`` directive's arguments as a Listen; None for a unix socket."""
+    if not args or args[0].startswith("unix:"):
+        return None
+    spec, flags = args[0], set(args[1:])
+    if spec.isdigit():
+        address, port = "*", spec
+    elif spec.startswith("["):
+        address, rest = spec.split("]", 1)
+        address, port = address + "]", rest[1:] if rest.startswith(":") else "80"
+    elif ":" in spec:
+        address, port = spec.rsplit(":", 1)
+    else:
+        address, port = spec, "80"
+    address = _WILDCARD_ADDRESSES.get(address.lower(), address.lower())
+    if address == "localhost":
+        address = "127.0.0.1"
+    return Listen(address, int(port), bool(flags & {"default_server", "default"}), "ssl" in flags)
+
+
+def server_listens(server: Server) -> List[Listen]:
+    """The TCP listens of a server; a server without ``listen`` listens on ``*:80``."""
+    if not server.listens:
+        return [Listen("*", 80)]
+    return [listen for listen in map(parse_listen, server.listens) if listen is not None]
+
+
 # ------------------------------------------------------------------------------------- listen selector
 
 _SELECTOR_SPEC = re.compile(r"^(?:(?P<address>\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):)?[0-9]{1,5}$", re.ASCII)
@@ -292,8 +344,6 @@ class ListenSelector:
 def parse_listen_selector(value: str) -> ListenSelector:
     """The ``listen`` option as a selector; raises InvalidOptionError for what nginx's ``listen`` would not
     accept as a TCP address and port."""
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import parse_listen
-
     check_plain_value("listen", value)
     tokens = value.split()
     spec = _SELECTOR_SPEC.match(tokens[0]) if tokens else None
@@ -310,8 +360,6 @@ def parse_listen_selector(value: str) -> ListenSelector:
 
 def listen_entries(server: Server) -> List[Tuple[Listen, FrozenSet[str]]]:
     """Each TCP listen of a server with its flags (a server without ``listen`` listens on ``*:80``)."""
-    from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import parse_listen, server_listens
-
     if not server.listens:
         return [(listen, frozenset()) for listen in server_listens(server)]
     entries = [(parse_listen(args), _flags(args[1:])) for args in server.listens]

@@ -7,12 +7,8 @@ from typing import Optional
 import pytest
 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import (
-    BROKEN,
-    route_info,
-    routing_check,
-    select_server,
-)
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.checks import BROKEN, routing_check
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.facts import route_info, select_server
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import CannotWinError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location import plan_websocket
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings

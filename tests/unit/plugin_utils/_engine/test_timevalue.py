@@ -8,8 +8,7 @@ from typing import Optional
 
 import pytest
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import seconds_text as diagnose_seconds_text
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import time_seconds as diagnose_time_seconds
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import checks, facts
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import InvalidOptionError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.request import Settings, validate
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.timevalue import (
@@ -75,8 +74,8 @@ def test_seconds_text_writes_a_time_nginx_reads_back() -> None:
 
 
 def test_the_diagnosis_uses_the_same_grammar() -> None:
-    assert diagnose_time_seconds is time_seconds
-    assert diagnose_seconds_text is seconds_text
+    assert facts.time_seconds is time_seconds
+    assert checks.seconds_text is seconds_text
 
 
 @pytest.mark.parametrize("value", ["1h30m", "1h 30m", "90", "2m", "1d", "500ms"])

@@ -8,7 +8,7 @@ import pytest
 
 from ansible_collections.agaii.nginx.plugins.action.route_info import ARGUMENT_SPEC, listen_as_port_and_address
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis import route_info
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.facts import route_info
 from ansible_collections.agaii.nginx.plugins.plugin_utils._target_io import TaskFailed
 
 PATH = "/etc/nginx/sites-enabled/site"
