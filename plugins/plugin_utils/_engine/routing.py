@@ -196,15 +196,16 @@ def build_tree(
     return nodes
 
 
-# The handlers that set ``clcf->auto_redirect`` when the location's name ends with "/"
-# (ngx_http_proxy_pass and its kin in the fastcgi, uwsgi, scgi, memcached and grpc modules).
-AUTO_REDIRECT_HANDLERS = ("proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "memcached_pass", "grpc_pass")
+# The content handlers that pass a request to a backend: ngx_http_proxy_pass and its kin in the fastcgi,
+# uwsgi, scgi, memcached and grpc modules. Each also sets ``clcf->auto_redirect`` when the location's name
+# ends with "/".
+BACKEND_HANDLERS = ("proxy_pass", "fastcgi_pass", "uwsgi_pass", "scgi_pass", "memcached_pass", "grpc_pass")
 
 
 def _auto_redirects(modifier: str, path: str, directive: Directive) -> bool:
     if modifier not in ("", "^~", "=") or not path.endswith("/"):
         return False
-    return any(child.name in AUTO_REDIRECT_HANDLERS for child in directive.block or ())
+    return any(child.name in BACKEND_HANDLERS for child in directive.block or ())
 
 
 def route(locations: Sequence[LocationNode], uri: str) -> Route:

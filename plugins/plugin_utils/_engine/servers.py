@@ -19,10 +19,13 @@ from typing import FrozenSet, List, Optional, Sequence, Set, Tuple
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Config, Directive, Server
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import InvalidOptionError, ServerSelectionError
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.render import check_plain_value
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import RegexUnknown, compile_location_regex
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import (
+    BACKEND_HANDLERS,
+    RegexUnknown,
+    compile_location_regex,
+)
 
 EXACT, HEAD, TAIL, REGEX = 0, 1, 2, 3  # the order in which ngx_hash_find_combined and the regex list are tried
-KIND_TEXT = ("exact", "leading wildcard", "trailing wildcard", "regex")
 
 
 class InvalidHost(ValueError):
@@ -377,9 +380,6 @@ def listen_texts(server: Server) -> List[str]:
 
 # ------------------------------------------------------------------------------- how a server answers
 
-# The content handlers that pass a request to a backend (ngx_http_proxy_module and its kin).
-PROXY_HANDLERS = ("proxy_pass", "grpc_pass", "uwsgi_pass", "scgi_pass", "fastcgi_pass", "memcached_pass")
-
 
 @dataclass(frozen=True)
 class Answer:
@@ -411,7 +411,7 @@ def _location_answer(config: Config, server: Server, location: Directive, named_
     ended = _first(level, ("return",))
     if ended is not None:
         return Answer(None, f"{ended.describe()} at {ended.where} answers before any proxy")
-    handler = _first(level, PROXY_HANDLERS)
+    handler = _first(level, BACKEND_HANDLERS)
     if handler is not None:
         return Answer(handler.describe(), f"{handler.describe()} at {handler.where}")
     for directive in level:
