@@ -64,6 +64,7 @@ pytestmark = [pytest.mark.nginx, pytest.mark.full]
 FIELD_DIR = Path(__file__).resolve().parents[1] / "data" / "field"
 WS_LOCATION = "^/api/mqtt/ws/"
 DEFAULT_ANCHOR = Settings().before  # ws_location's default `before`, tried on every server
+WRAPPER_SERVER_LINE = 1  # corpus_sandbox wraps a server-level fragment in `server {` on line 1 of a site
 ECHO = "field-set echo ✓"
 PROBE_TIMEOUT = 5.0
 REDISTRIBUTABLE = {
@@ -131,41 +132,40 @@ EXPECTED_SKIPS: Dict[str, str] = {
     "authelia__authelia__internal__suites__example__compose__nginx__portal__nginx.conf": RESOLVES_AT_RUN_TIME,
     "graphite-project__docker-graphite-statsd__conf__etc__nginx__nginx.conf": NO_SERVER_BLOCK,
     "home-assistant__addons__vlc__rootfs__usr__share__tempio__nginx.conf": TEMPLATE,
-    "linuxserver__reverse-proxy-confs__forgejo.subfolder.conf.sample": NO_SERVER_BLOCK,
-    "linuxserver__reverse-proxy-confs__jenkins.subfolder.conf.sample": NO_SERVER_BLOCK,
 }
 
 EXPECTED_SUMMARY: Dict[str, int] = {
     "files": 44,
     "repositories": 11,
     "servers": 57,
-    "locations (reachable by a URI)": 129,
-    "  locations with return": 6,
-    "  locations with rewrite": 4,
+    "locations (reachable by a URI)": 133,
+    "  locations with return": 8,
+    "  locations with rewrite": 5,
     "  locations with try_files": 4,
     "  locations with if": 14,
     "  locations with error_page": 4,
     "  locations with content (root/alias/fastcgi_pass/...)": 20,
     "  locations with access control": 12,
-    "  locations with proxy_pass": 95,
-    "files run": 37,
+    "  locations with proxy_pass": 97,
+    "files run": 39,
+    "  of which server-level fragments, run inside a wrapper server": 2,
     "servers run": 47,
-    "cases (server + anchor: each location, and /api/)": 185,
-    "cases run": 143,
+    "cases (server + anchor: each location, and /api/)": 191,
+    "cases run": 149,
     "cases pass (101 + echo, answers unchanged, bytes kept, idempotent)": 98,
     "cases pass, access control kept": 2,
-    "cases refused, every byte kept": 42,
-    "  refused: AnchorNotFoundError": 41,
-    "  refused: CannotWinError": 1,
+    "cases refused, every byte kept": 48,
+    "  refused: AnchorNotFoundError": 45,
+    "  refused: CannotWinError": 3,
     "cases fail (known defects)": 1,
     "  defect: carry": 1,
-    "probes per case (GET before/after), over the files run": 107,
-    "GETs compared (probes x cases)": 719,
+    "probes per case (GET before/after), over the files run": 113,
+    "GETs compared (probes x cases)": 737,
     "locations the model sends no URI to (not probed)": 1,
-    "files skipped": 7,
+    "files skipped": 5,
     f"  files skipped: {INVALID}": 1,
     f"  files skipped: {NEEDS_DEFINITIONS}": 1,
-    f"  files skipped: {NO_SERVER_BLOCK}": 3,
+    f"  files skipped: {NO_SERVER_BLOCK}": 1,
     f"  files skipped: {RESOLVES_AT_RUN_TIME}": 1,
     f"  files skipped: {TEMPLATE}": 1,
 }
@@ -260,6 +260,7 @@ class FileCases:
     features: Counter = field(default_factory=Counter)
     cases: List[Case] = field(default_factory=list)
     static_skip: Optional[str] = None
+    fragment: bool = False
 
 
 def cases_of(source: Path) -> FileCases:
@@ -273,6 +274,9 @@ def cases_of(source: Path) -> FileCases:
         return result
     servers = config.servers_in(path)
     result.servers = len(servers)
+    top_locations = [d for d in config.files[path].directives if d.name == "location" and d.block is not None]
+    if not servers and top_locations:
+        return _fragment_cases(result, config, top_locations)
     if not servers:
         result.static_skip = NO_SERVER_BLOCK
         return result
@@ -283,6 +287,18 @@ def cases_of(source: Path) -> FileCases:
             result.features.update(anchor_features(config, location))
         choice = _server_choice(servers, server)
         result.cases += [Case(source.name, server.line, choice, anchor) for anchor in anchors_of(config, server)]
+    return result
+
+
+def _fragment_cases(result: FileCases, config: Config, top_locations: List[Directive]) -> FileCases:
+    """A server-level fragment runs inside the sandbox's wrapper server (line 1 of its site file)."""
+    result.fragment = True
+    locations = [loc for top in top_locations for loc in _locations(config, [top]) if location_match(loc)[0] != "@"]
+    result.locations = len(locations)
+    for location in locations:
+        result.features.update(anchor_features(config, location))
+    anchors = list(dict.fromkeys([_before_of(loc) for loc in locations] + [DEFAULT_ANCHOR]))
+    result.cases = [Case(result.file, WRAPPER_SERVER_LINE, None, anchor) for anchor in anchors]
     return result
 
 
@@ -526,10 +542,19 @@ class FileResult:
 
 
 def loaded(prepared: Prepared) -> Tuple[str, Config]:
-    """The placed file's name as nginx loads it, and the model of what nginx loads (as the actions do)."""
+    """The file ws_location is pointed at, by the name nginx loads it by, and the model of what nginx loads
+    (as the actions do). That is the placed file, or for a server-level fragment the site whose server
+    includes it (the sandbox's wrapper, as SWAG's default site includes its ``*.subfolder.conf`` files)."""
     dump = prepared.dump()
     name = prepared.loaded_name(dump)
-    return name, load(name, Path(name).read_bytes(), dump)
+    config = load(name, Path(name).read_bytes(), dump)
+    if config.servers_in(name):
+        return name, config
+    including = {s.file for s in config.servers() if any(d.file == name for d in s.directives())}
+    if len(including) != 1:
+        return name, config
+    site = including.pop()
+    return site, load(site, Path(site).read_bytes(), dump)
 
 
 class FieldRun:
@@ -539,9 +564,9 @@ class FieldRun:
         self.prepared = prepared
         self.sandbox = prepared.sandbox
         self.backend = backend
-        self.baseline_files = self._snapshot()
         self.placed = self.config()
         name, config = self.placed
+        self.baseline_files = self._snapshot() | {Path(name): Path(name).read_bytes()}
         self.probe_plan = probe_plan(config, name)
         self._mapped: Optional[Tuple[Dict[str, bytes], Tuple[str, Config]]] = None
 
@@ -877,6 +902,9 @@ def summary(results: List[FileResult]) -> Dict[str, object]:
     table.update(
         {
             "files run": len(run),
+            "  of which server-level fragments, run inside a wrapper server": sum(
+                1 for f in run if STATIC[f.file].fragment
+            ),
             "servers run": sum(STATIC[f.file].servers for f in run),
             "cases (server + anchor: each location, and /api/)": sum(len(STATIC[f.file].cases) for f in results),
             "cases run": len(cases),
