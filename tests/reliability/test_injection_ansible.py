@@ -95,9 +95,9 @@ def role_cases(link: str, conf: str, canary: str, probe_url: str) -> List[Case]:
     }
     cases: List[Case] = [("role", {**base, name: value}, "refused") for name, value in hostile.items()]
     cases.append(("role", {**base, "ws_proxy_backup": True, "ws_proxy_backup_dir": backup_dir}, "refused"))
-    # the ws_proxy_verify_url case already added the map: the proof checks its URL only after the edits (every
-    # other refusal comes before the first write, see tests/integration/test_role_refusals.py): map_file goes unused
-    cases.append(("role", {**base, "ws_proxy_map_file": "/tmp/x;add_header X-Injected 1"}, "accepted"))
+    # every refusal, the proof's URL included, comes before the first write (tests/integration/
+    # test_role_refusals.py), so no earlier case has added the map: the hostile map_file is planned and refused
+    cases.append(("role", {**base, "ws_proxy_map_file": "/tmp/x;add_header X-Injected 1"}, "refused"))
     verify_host = {**base, "ws_proxy_verify_url": probe_url, "ws_proxy_verify_host": "h\r\nX-Injected: 1"}
     return [*cases, ("role", verify_host, "refused")]
 

@@ -22,6 +22,8 @@ column was made:
   unix socket; ``https`` becomes ``http``), every upstream ``server`` and the ``set $upstream_app``/
   ``$upstream_port``/``$upstream_proto`` values of reverse-proxy bundles point at that server instead,
   so that requests through the placed file really reach it (the URI part is kept).
+- with ``newer_syntax``: ``http2 on;`` (nginx 1.25.1) is blanked out, so that an older nginx can run the
+  file (clients of the sandbox speak HTTP/1.1 anyway); without it such a file fails ``nginx -t``.
 - main files without ``events{}`` get ``events {} `` in front of their first byte; main files get the
   sandbox's ``access_log``/temp paths (and a certificate when a ``listen ... ssl`` needs one) right
   after ``http {``, on the same line.
@@ -44,9 +46,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Directive, parse_bytes
+from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import Directive, parse_bytes, walk_directives
 from tests.support.corpus import CORPUS_DIR
 from tests.support.nginx_sandbox import SYSTEM_NGINX_DIR, TEMP_KINDS, NginxSandbox
 from tests.support.processes import LOCALHOST, free_port
@@ -306,11 +308,16 @@ def _nginx_message(stderr: str) -> str:
 
 
 def prepare(
-    corpus_file: Path, sandbox: NginxSandbox, row: Optional[SourceRow] = None, backend: Optional[str] = None
+    corpus_file: Path,
+    sandbox: NginxSandbox,
+    row: Optional[SourceRow] = None,
+    backend: Optional[str] = None,
+    newer_syntax: bool = False,
 ) -> Prepared:
     """Place ``corpus_file`` in ``sandbox`` with its stubs and run ``nginx -t`` on it once.
 
-    ``backend`` (``127.0.0.1:<port>``) sends every proxied request of the file to that server.
+    ``backend`` (``127.0.0.1:<port>``) sends every proxied request of the file to that server;
+    ``newer_syntax`` blanks out ``http2 on;`` (nginx 1.25.1) for an older nginx.
 
     ``row`` defaults to the file's SOURCES.tsv line. The result says whether nginx accepts the placed
     file (``passes``) and, when it does not, why that is expected (``skip_reason``): a module that is
@@ -322,7 +329,7 @@ def prepare(
     original = corpus_file.read_bytes()
     context = row.context if row is not None else _guess_context(original)
     modules = _installed_modules(row)
-    stubber = _Stubber(sandbox, original, corpus_file.name, context, modules, backend)
+    stubber = _Stubber(sandbox, original, corpus_file.name, context, modules, backend, newer_syntax)
     data, stubs = stubber.run()
     path = _place(sandbox, corpus_file.name, data, context)
     prepared = Prepared(
@@ -428,13 +435,6 @@ def _place(sandbox: NginxSandbox, name: str, data: bytes, context: str) -> Path:
 # ------------------------------------------------------------------------------------ stubbing
 
 
-def _walk(directives: Iterable[Directive]) -> Iterator[Directive]:
-    for directive in directives:
-        yield directive
-        if directive.block:
-            yield from _walk(directive.block)
-
-
 def _ancestors(directive: Directive) -> List[str]:
     names, node = [], directive.parent
     while node is not None:
@@ -454,9 +454,11 @@ class _Stubber:
         context: str,
         modules: List[Path],
         backend: Optional[str] = None,
+        newer_syntax: bool = False,
     ) -> None:
         self.modules = modules
         self.backend = backend
+        self.newer_syntax = newer_syntax
         self.sandbox = sandbox
         self.root = sandbox.root
         self.data = data
@@ -468,10 +470,10 @@ class _Stubber:
         self.missing_material = False
         self.ports: Dict[str, int] = {}
         self.moved: Dict[Tuple[str, str], str] = {}
-        self.upstreams = {d.args[0] for d in _walk(self.directives) if d.name == "upstream" and d.args}
+        self.upstreams = {d.args[0] for d in walk_directives(self.directives) if d.name == "upstream" and d.args}
 
     def run(self) -> Tuple[bytes, List[Stub]]:
-        for directive in _walk(self.directives):
+        for directive in walk_directives(self.directives):
             if not set(_ancestors(directive)) & NON_HTTP_BLOCKS or directive.name in ("user", "pid", "lock_file"):
                 self._stub(directive)
         if self.context == "main":
@@ -520,6 +522,8 @@ class _Stubber:
                 self._host(d, with_scheme=False, upstream_ok=False)
         elif name == "set" and len(d.args) == 2 and self.backend is not None:
             self._bundle_variable(d, self.backend)
+        elif name == "http2" and d.args == ["on"] and self.newer_syntax:
+            self._add("newer-syntax", d.line, d.start, d.end, b"")
 
     def _listen_address(self, address: str) -> str:
         if address not in self.ports:

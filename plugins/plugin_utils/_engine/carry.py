@@ -127,6 +127,14 @@ FAMILIES: Tuple[Family, ...] = (
         "rewrite_by_lua",
     ),
     _family(
+        "breaks the handshake",
+        NEVER,
+        "the backend must get the client's GET with its headers (Sec-WebSocket-Key, Sec-WebSocket-Version, "
+        "Origin, cookies); `proxy_pass_request_headers off` drops them (400 from the backend, seen on Plex's "
+        "configuration) and `proxy_method` changes the GET",
+        "proxy_pass_request_headers proxy_method",
+    ),
+    _family(
         "hands the request on",
         NEVER,
         "`error_page ... @name` and `try_files ... @name` pass the request to a named location; the "

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from array import array
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ansible_collections.agaii.nginx.plugins.module_utils._nginx_file_protocol import DUMP_MARKER
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import (
@@ -128,14 +128,15 @@ class ConfigFile:
         return prefix if prefix.strip(b" \t") == b"" else None
 
     def walk(self) -> Iterator[Directive]:
-        yield from _walk(self.directives)
+        yield from walk_directives(self.directives)
 
 
-def _walk(directives: Sequence[Directive]) -> Iterator[Directive]:
+def walk_directives(directives: Iterable[Directive]) -> Iterator[Directive]:
+    """Every directive of ``directives`` and of their blocks, depth first, in file order."""
     for directive in directives:
         yield directive
         if directive.block:
-            yield from _walk(directive.block)
+            yield from walk_directives(directive.block)
 
 
 def parse_bytes(data: bytes, path: str, check: bool = True) -> ConfigFile:

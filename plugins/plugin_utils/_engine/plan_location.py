@@ -28,6 +28,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import 
     location_match,
     parse_bytes,
     reparse_edited,
+    walk_directives,
 )
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.errors import (
     AnchorNotFoundError,
@@ -630,8 +631,21 @@ class _Planner:
         for child in raw_children:
             covered = [child] if child.name != "include" else list(self.config.expand([child]))
             if any(id(d) in competitors for d in covered):
+                return self._in_edited_file(server, child)
+        return self._in_edited_file(server, anchor)
+
+    def _in_edited_file(self, server: Server, statement: Directive) -> Directive:
+        """``statement`` when it is in the edited file; else the ``include`` of the server block that brings it
+        in (an anchor in a fragment the server includes, as SWAG's ``*.subfolder.conf``): the new location goes
+        in front of that include, so it also comes before every regex of the fragment."""
+        if statement.file == self.path:
+            return statement
+        for child in server.directive.block or []:
+            if child.name == "include" and any(
+                found is statement for found in walk_directives(self.config.expand([child]))
+            ):
                 return child
-        return anchor
+        return statement
 
     def _matches_sample(self, node: LocationNode) -> bool:
         result = route([LocationNode(node.modifier, node.path, None)], self.ws.sample_uri)

@@ -67,6 +67,10 @@ def test_the_docs_show_the_table_of_the_code() -> None:
         ("error_page", ["404", "=", "@app"], NEVER),
         ("error_page", ["502", "/50x.html"], "carried"),
         ("content_by_lua_block", [], NEVER),
+        # found by the field set (Plex): the handshake needs the client's headers and its GET
+        ("proxy_pass_request_headers", ["off"], NEVER),
+        ("proxy_method", ["POST"], NEVER),
+        ("proxy_pass_request_body", ["off"], "carried"),
     ],
 )
 def test_family_policies(name: str, args: List[str], policy: str) -> None:
@@ -333,3 +337,30 @@ def test_two_different_single_access_checks_are_refused_not_dropped() -> None:
     )
     same = HANDED_ON.replace("        allow 10.0.0.0/8;\n    }", '        auth_basic "API";\n    }')
     assert [c["directive"] for c in plan(same).servers[0].carried].count("auth_basic API") == 1
+
+
+FRAGMENT = "/etc/nginx/proxy-confs/app.subfolder.conf"
+
+
+def test_an_anchor_in_a_fragment_the_server_includes_gets_its_location_in_front_of_the_include() -> None:
+    # found by the field set: linuxserver's *.subfolder.conf fragments, included inside SWAG's server block
+    files = {
+        MAIN: f"events {{}}\nhttp {{\n    include {PATH};\n}}\n".encode(),
+        PATH: b"server {\n    listen 80;\n    include /etc/nginx/proxy-confs/*.subfolder.conf;\n}\n",
+        FRAGMENT: (
+            b"location ^~ /api/ {\n    proxy_pass http://127.0.0.1:8000;\n}\n"
+            b"location ~ ^/api/.*\\.json$ {\n    proxy_pass http://127.0.0.1:8000;\n}\n"
+        ),
+    }
+    result = plan_websocket(load_files(files, MAIN), PATH, Settings())
+    assert list(result.after) == [PATH]
+    assert result.after[PATH].decode() == (
+        "server {\n    listen 80;\n    # managed by agaii.nginx.ws_location\n    location ^~ /api/mqtt/ws/ {\n"
+        "        proxy_pass http://127.0.0.1:8000;\n        proxy_http_version 1.1;\n"
+        '        proxy_set_header Upgrade $http_upgrade;\n        proxy_set_header Connection "upgrade";\n'
+        "        proxy_read_timeout 3600s;\n        proxy_send_timeout 3600s;\n    }\n\n"
+        "    include /etc/nginx/proxy-confs/*.subfolder.conf;\n}\n"
+    )
+    assert result.servers[0].reasons[-1] == (
+        f"inserted before include /etc/nginx/proxy-confs/*.subfolder.conf at {PATH}:3"
+    )
