@@ -10,7 +10,6 @@ from __future__ import annotations
 import fcntl
 import json
 import re
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -24,7 +23,7 @@ import pytest
 from ansible_collections.agaii.nginx.plugins.module_utils.ws_handshake import handshake
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.config import load
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.diagnosis.facts import select_server
-from tests.support.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+from tests.support.ansible_run import ansible_playbook
 from tests.support.nginx_sandbox import NginxSandbox
 from tests.support.processes import LOCALHOST, ManagedProcess, free_port, wait_for_port
 from tests.support.pytest_fixtures import REPO_ROOT, Backend
@@ -34,7 +33,6 @@ pytestmark = pytest.mark.nginx
 VHOST = "app.example.test"
 WS_URI = "/api/mqtt/ws/hints/diagnose"
 RESULTS_MARKER = "RESULTS:"
-RUN_TIMEOUT = 300
 
 CONNECTION_MAP = "map $http_upgrade $connection_upgrade {\n    default upgrade;\n    ''      close;\n}\n"
 
@@ -82,18 +80,6 @@ MISCONFIGURED = "misconfigured"  # no ws_proxy_diagnose_uri: the role's argument
 
 
 # --------------------------------------------------------------------------- running ansible
-
-
-def ansible_playbook(workdir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), *argv],
-        cwd=workdir,
-        env=ansible_env(workdir),
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
 
 
 def local_host(**variables: Any) -> Dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Dict
@@ -12,6 +13,7 @@ from tests.support.pytest_fixtures import REPO_ROOT
 # scripts/setup links this checkout as ansible_collections/agaii/nginx under .build/collections
 COLLECTIONS_PATH = REPO_ROOT / ".build" / "collections"
 ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
+RUN_TIMEOUT = 300
 
 
 def ansible_env(workdir: Path) -> Dict[str, str]:
@@ -27,3 +29,16 @@ def ansible_env(workdir: Path) -> Dict[str, str]:
         "ANSIBLE_NOCOLOR": "true",
         "ANSIBLE_FORCE_COLOR": "false",
     }
+
+
+def ansible_playbook(workdir: Path, *argv: str, timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """``ansible-playbook argv`` in ``workdir`` with :func:`ansible_env`; output captured, never raises on rc."""
+    return subprocess.run(
+        [str(ANSIBLE_PLAYBOOK), *argv],
+        cwd=workdir,
+        env=ansible_env(workdir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

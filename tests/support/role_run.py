@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from tests.support.ansible_run import ANSIBLE_PLAYBOOK, ansible_env
+from tests.support.ansible_run import ansible_playbook
 from tests.support.nginx_sandbox import NginxSandbox
 
-RUN_TIMEOUT = 300
 PROOF_FILE = "proof.json"
 # The role's registered proof, kept for the test (the role's own tasks are what is under test).
 PLAYBOOK = """\
@@ -63,15 +61,7 @@ def run_role(workdir: Path, variables: Dict[str, Any]) -> RoleRun:
     (workdir / "play.yml").write_text(PLAYBOOK)
     extra = {**variables, "proof_file": str(proof_path), "ansible_python_interpreter": sys.executable}
     (workdir / "vars.json").write_text(json.dumps(extra))
-    result = subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), "-i", "localhost,", "-c", "local", "play.yml", "-e", "@vars.json"],
-        cwd=workdir,
-        env=ansible_env(workdir),
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
+    result = ansible_playbook(workdir, "-i", "localhost,", "-c", "local", "play.yml", "-e", "@vars.json")
     output = result.stdout + result.stderr
     recap = _RECAP.search(output)
     assert recap is not None, output

@@ -14,13 +14,14 @@ Run: ``python -m tests.support.backends.asgi_app --port 8000`` (from the reposit
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from typing import Optional
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from starlette.datastructures import Headers
+
+from tests.support.backends import serve
 
 app = FastAPI(title="agaii.nginx test backend")
 
@@ -65,13 +66,7 @@ async def handshake_headers(websocket: WebSocket, session: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    import uvicorn
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args(argv)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=False)
+    serve(app, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

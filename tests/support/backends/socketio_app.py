@@ -10,11 +10,12 @@ Everything else (``/``) answers ``404``. Run:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from typing import Any, Dict, Optional
 
 import socketio
+
+from tests.support.backends import serve
 
 # Origins are checked the way a deployed application checks them; the tests send an Origin that is allowed.
 ALLOWED_ORIGIN = "http://app.example.test"
@@ -48,13 +49,7 @@ async def whoami(sid: str) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    import uvicorn
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args(argv)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", proxy_headers=False)
+    serve(app, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
