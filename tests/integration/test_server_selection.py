@@ -132,9 +132,9 @@ def test_only_the_https_server_is_edited_and_named(nginx_sandbox: NginxSandbox, 
     assert converge("ws_location", args(nginx_sandbox))["changed"] is False
 
 
-def test_different_upstreams_are_refused_until_listen_chooses(
-    nginx_sandbox: NginxSandbox, asgi_backend: Backend
-) -> None:
+def start_api_and_console(nginx_sandbox: NginxSandbox, asgi_backend: Backend) -> Tuple[int, int, str, Path]:
+    """The API (on the sandbox's port, to the real backend) and the console server, started: (api port,
+    console port, the site's text, the real site file)."""
     api, console = nginx_sandbox.port, free_port()
     text = API_AND_CONSOLE.format(
         api=f"127.0.0.1:{api}",
@@ -145,6 +145,13 @@ def test_different_upstreams_are_refused_until_listen_chooses(
     )
     real = nginx_sandbox.write_site("app", text)
     nginx_sandbox.start(ports=[api, console])
+    return api, console, text, real
+
+
+def test_different_upstreams_are_refused_until_listen_chooses(
+    nginx_sandbox: NginxSandbox, asgi_backend: Backend
+) -> None:
+    api, console, text, real = start_api_and_console(nginx_sandbox, asgi_backend)
     site = f"{real.parent.parent}/sites-enabled/app"
     answers_before = {port: get(port, "/api/") for port in (api, console)}
 
@@ -182,16 +189,7 @@ def test_the_role_edits_the_server_ws_proxy_listen_names(
     nginx_sandbox: NginxSandbox, asgi_backend: Backend, tmp_path: Path
 ) -> None:
     """Through ansible-playbook: the role with ws_proxy_listen edits that server only, reloads, and proves it."""
-    api, console = nginx_sandbox.port, free_port()
-    text = API_AND_CONSOLE.format(
-        api=f"127.0.0.1:{api}",
-        console=console,
-        vhost=VHOST,
-        upstream=asgi_backend.upstream,
-        console_upstream=UNUSED_UPSTREAM,
-    )
-    real = nginx_sandbox.write_site("app", text)
-    nginx_sandbox.start(ports=[api, console])
+    api, _console, text, real = start_api_and_console(nginx_sandbox, asgi_backend)
     role_vars = {
         "ws_proxy_site": str(nginx_sandbox.path("sites-enabled/app")),
         "ws_proxy_nginx_conf": str(nginx_sandbox.conf),
