@@ -146,6 +146,7 @@ def demote(user: User) -> Callable[[], None]:
 
 
 TRAVERSE = 0o001  # search (x) permission for others on a directory
+LIST = 0o004  # read (list) permission for others on a directory
 
 
 def chmod_tree(path: Path, add: int) -> None:
@@ -216,6 +217,10 @@ def start_module(
     if user is not None:  # the checkout may sit in a private directory (a clone in a mktemp -d): let it in
         for directory in (module_file.parent, *python_env["PYTHONPATH"].split(os.pathsep)):
             chmod_tree(Path(directory), TRAVERSE)
+        # Python's importer lists a package directory to find what is in it: the checkout (the collection
+        # agaii.nginx, through .build/collections) must be listable too, not only traversable
+        collection = (COLLECTIONS_ROOT / "ansible_collections" / "agaii" / "nginx").resolve()
+        collection.chmod(stat.S_IMODE(collection.stat().st_mode) | LIST | TRAVERSE)
     return subprocess.Popen(
         module_argv(module_file, args, workdir, python),
         stdout=subprocess.PIPE,
