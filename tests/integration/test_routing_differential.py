@@ -23,7 +23,7 @@ from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.plan_location 
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.routing import route
 from ansible_collections.agaii.nginx.plugins.plugin_utils._engine.servers import name_table
 from tests.support.nginx_sandbox import NginxSandbox
-from tests.support.processes import free_port
+from tests.support.processes import free_port, free_ports
 
 pytestmark = pytest.mark.nginx
 
@@ -358,7 +358,8 @@ def _mutated_uri(rng: random.Random, prefixes: List[str], proxied: List[str]) ->
 
 
 def _batch(rng: random.Random, backend: int, size: int) -> Tuple[str, List[Scenario]]:
-    scenarios = [_scenario(rng, index, free_port(), backend) for index in range(size)]
+    ports = free_ports(size, exclude=[backend])  # distinct: two groups on one port would be one group
+    scenarios = [_scenario(rng, index, port, backend) for index, port in enumerate(ports)]
     head = "merge_slashes off;\n" if rng.random() < 0.25 else ""
     for scenario in scenarios:
         if head:

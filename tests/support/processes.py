@@ -14,7 +14,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Callable, Optional
+from typing import IO, Callable, List, Optional
 
 LOCALHOST = "127.0.0.1"
 
@@ -24,6 +24,27 @@ def free_port(host: str = LOCALHOST) -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int, host: str = LOCALHOST, exclude: Sequence[int] = ()) -> List[int]:
+    """``count`` distinct TCP ports free on ``host`` right now, none of them in ``exclude``.
+
+    The sockets stay bound until all are chosen: one by one, the kernel may hand out a port it just gave.
+    """
+    sockets: List[socket.socket] = []
+    ports: List[int] = []
+    try:
+        while len(ports) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+            if port not in exclude:
+                ports.append(port)
+    finally:
+        for sock in sockets:
+            sock.close()
+    return ports
 
 
 def port_is_open(host: str, port: int, timeout: float = 0.2) -> bool:
